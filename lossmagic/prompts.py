@@ -1,0 +1,116 @@
+"""Building generation and repair prompts, fresh from the task each time.
+
+No chat history accumulates between iterations: every prompt holds the task, the
+function contract and at most the last attempt with its error, so long sessions cannot
+drift away from the format. The assistant turn is pre-filled with the opening of the
+code block and the function header, ending on its colon, so that the model continues
+the function instead of repeating the prompt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lossmagic.backends.base import ChatMessage
+from lossmagic.spec import InputSpec
+
+__all__ = [
+    "PromptParts",
+    "WorkedExample",
+    "build_generation_prompt",
+    "build_repair_prompt",
+    "function_header",
+]
+
+SYSTEM_PROMPT = (
+    "You are an expert PyTorch engineer. You write loss functions as one Python code block "
+    "that defines exactly the requested function. Use only torch, torch.nn.functional and math. "
+    "Do not write tests, prints, examples or explanations."
+)
+
+CODE_IMPORTS = "import torch\nimport torch.nn.functional as F"
+
+STOP_STRINGS = ("```",)
+
+
+@dataclass(frozen=True)
+class WorkedExample:
+    """A solved task shown to the model before the real one."""
+
+    task: str
+    spec: InputSpec
+    name: str
+    body: str
+    """The function body, indented by four spaces, without the header."""
+
+
+@dataclass(frozen=True)
+class PromptParts:
+    """A prompt ready for a backend: chat messages plus the assistant pre-fill."""
+
+    messages: tuple[ChatMessage, ...]
+    prefill: str
+
+
+def function_header(name: str, spec: InputSpec) -> str:
+    """Return ``def NAME(a, b):`` for the spec's inputs."""
+    return f"def {name}({', '.join(spec.names)}):"
+
+
+def _contract_text(task: str, name: str, spec: InputSpec) -> str:
+    return (
+        f"Task: {task.strip()}\n\n"
+        f"Write the Python function `{function_header(name, spec)[4:-1]}`.\n"
+        f"Its inputs, passed positionally in this order:\n{spec.describe()}\n\n"
+        "It must return the loss as a 0-dim torch.Tensor (reduce over the batch, "
+        "usually with the mean) that is differentiable with respect to every float input. "
+        "Do not modify the inputs in place."
+    )
+
+
+def _code_block(name: str, spec: InputSpec, body: str) -> str:
+    return f"```python\n{CODE_IMPORTS}\n\n\n{function_header(name, spec)}\n{body.rstrip()}\n```"
+
+
+def _prefill(name: str, spec: InputSpec) -> str:
+    return f"```python\n{CODE_IMPORTS}\n\n\n{function_header(name, spec)}"
+
+
+def build_generation_prompt(
+    task: str,
+    name: str,
+    spec: InputSpec,
+    examples: tuple[WorkedExample, ...] = (),
+) -> PromptParts:
+    """Build the prompt for a fresh candidate, with worked examples as earlier turns."""
+    messages = [ChatMessage("system", SYSTEM_PROMPT)]
+    for example in examples:
+        messages.append(
+            ChatMessage("user", _contract_text(example.task, example.name, example.spec))
+        )
+        messages.append(
+            ChatMessage("assistant", _code_block(example.name, example.spec, example.body))
+        )
+    messages.append(ChatMessage("user", _contract_text(task, name, spec)))
+    return PromptParts(tuple(messages), _prefill(name, spec))
+
+
+def build_repair_prompt(
+    task: str,
+    name: str,
+    spec: InputSpec,
+    code: str,
+    error: str,
+    instruction: str = "",
+    examples: tuple[WorkedExample, ...] = (),
+) -> PromptParts:
+    """Build the prompt that asks for a corrected version of a failing candidate."""
+    base = build_generation_prompt(task, name, spec, examples)
+    advice = instruction.strip() or "Fix the error and keep what the task asks for."
+    repair = (
+        f"{_contract_text(task, name, spec)}\n\n"
+        f"This attempt failed:\n```python\n{code.strip()}\n```\n"
+        f"Error: {error.strip()}\n\n{advice} Write the corrected function."
+    )
+    messages = (*base.messages[:-1], ChatMessage("user", repair))
+    return PromptParts(messages, base.prefill)
