@@ -37,7 +37,7 @@ _REGRESSION = WorkedExample(
 )
 
 
-def pick_examples(spec: InputSpec) -> tuple[WorkedExample, ...]:
+def pick_examples(task: str, spec: InputSpec) -> tuple[WorkedExample, ...]:
     """Pick the built-in example whose inputs look most like ``spec``."""
     has_class_targets = any(not item.is_float and item.bound is not None for item in spec.items)
     return (_CLASSIFICATION,) if has_class_targets else (_REGRESSION,)

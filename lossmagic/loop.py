@@ -51,7 +51,7 @@ class LoopSettings:
 def _next_prompt(
     record: RunRecord, spec: InputSpec, last: IterationRecord | None
 ) -> tuple[str, PromptParts]:
-    examples = pick_examples(spec)
+    examples = pick_examples(record.task, spec)
     if last is None or not last.code or last.error is None:
         kind = "generate" if last is None else "resample"
         return kind, build_generation_prompt(record.task, record.name, spec, examples)

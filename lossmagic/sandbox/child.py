@@ -13,7 +13,8 @@ import sys
 from typing import IO, Any
 
 from lossmagic.checks.base import CheckResult
-from lossmagic.checks.contract import CANDIDATE_FILENAME, describe_exception, run_contract_checks
+from lossmagic.checks.contract import CANDIDATE_FILENAME, describe_exception
+from lossmagic.checks.runner import run_candidate_checks
 from lossmagic.spec import parse_spec
 
 
@@ -32,7 +33,7 @@ def _load_candidate(source: str, name: str) -> tuple[Any, list[CheckResult]]:
     namespace: dict[str, Any] = {"__name__": "lossmagic_candidate"}
     try:
         exec(code, namespace)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - errors at import time are evidence
         error = describe_exception(exc)
         message = f"{error['type']} while loading the module: {error['message']}"
         return None, [CheckResult("compiles", "fail", message, {"error": error})]
@@ -40,10 +41,19 @@ def _load_candidate(source: str, name: str) -> tuple[Any, list[CheckResult]]:
     results = [CheckResult("compiles", "pass", "the module loads")]
     function = namespace.get(name)
     if not callable(function):
-        results.append(
-            CheckResult("defines", "fail", f"the module defines no callable named {name!r}")
-        )
+        message = f"the module defines no callable named {name!r}"
+        results.append(CheckResult("defines", "fail", message))
         return None, results
+
+    if isinstance(function, type):
+        # Module style: the loss is an nn.Module class, checked through an instance.
+        try:
+            function = function()
+        except Exception as exc:  # noqa: BLE001 - the constructor's error is evidence
+            error = describe_exception(exc)
+            message = f"{name}() cannot be built without arguments: {error['message']}"
+            results.append(CheckResult("defines", "fail", message, {"error": error}))
+            return None, results
     results.append(CheckResult("defines", "pass", f"defines {name!r}"))
     return function, results
 
@@ -57,7 +67,10 @@ def run_job(job: dict[str, Any], send: Any) -> None:
         return
 
     spec = parse_spec(job["spec"])
-    for result in run_contract_checks(function, spec, seed=int(job.get("seed", 0))):
+    checks = run_candidate_checks(
+        function, spec, seed=int(job.get("seed", 0)), options=job.get("options") or {}
+    )
+    for result in checks:
         send({"check": result.to_dict()})
 
 

@@ -62,11 +62,28 @@ class Sandbox:
     def __init__(self, timeout: float = 30.0) -> None:
         self.timeout = timeout
 
-    def validate(self, source: str, name: str, spec: str, seed: int = 0) -> SandboxReport:
-        """Run the checks on ``source`` in a child process and collect their results."""
+    def validate(
+        self,
+        source: str,
+        name: str,
+        spec: str,
+        seed: int = 0,
+        options: dict[str, Any] | None = None,
+    ) -> SandboxReport:
+        """Run the checks on ``source`` in a child process and collect their results.
+
+        ``options`` selects optional checks; see ``lossmagic.checks.runner``.
+        """
         nonce = secrets.token_hex(16)
         job = json.dumps(
-            {"nonce": nonce, "source": source, "name": name, "spec": spec, "seed": seed}
+            {
+                "nonce": nonce,
+                "source": source,
+                "name": name,
+                "spec": spec,
+                "seed": seed,
+                "options": options or {},
+            }
         )
         started = time.perf_counter()
 
