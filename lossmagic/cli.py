@@ -16,6 +16,7 @@ from typing import Annotated, TextIO
 import typer
 
 from lossmagic.api import generate_loss
+from lossmagic.checking import check_command
 from lossmagic.exceptions import LossMagicError
 from lossmagic.loop import LoopSettings
 from lossmagic.progress import Event
@@ -199,6 +200,9 @@ def models(
     for entry in entries:
         path = f"  {entry['path']}" if entry.get("path") else ""
         typer.echo(f"{entry['backend']:<13}{entry['model']:<28}{entry['status']}{path}")
+
+
+app.command("check")(check_command)
 
 
 def main() -> None:

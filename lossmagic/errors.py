@@ -27,6 +27,7 @@ class ErrorClass(str, Enum):
     DEVICE = "device"
     RUNTIME = "runtime_error"
     NON_SCALAR = "non_scalar"
+    REDUCTION = "wrong_reduction"
     NAN_INF = "nan_or_inf"
     GRADIENT = "missing_or_zero_gradient"
     IN_PLACE = "in_place_modification"
@@ -64,6 +65,12 @@ _CHECK_CLASSES = {
     "gradients": ErrorClass.GRADIENT,
     "no_in_place": ErrorClass.IN_PLACE,
     "deterministic": ErrorClass.NONDETERMINISTIC,
+    "reduction": ErrorClass.REDUCTION,
+    "precision": ErrorClass.NAN_INF,
+    "device": ErrorClass.DEVICE,
+    "time": ErrorClass.TIMEOUT,
+    "better_is_lower": ErrorClass.PROBE,
+    "trainable": ErrorClass.PROBE,
     "timeout": ErrorClass.TIMEOUT,
     "memory": ErrorClass.MEMORY,
 }

@@ -34,6 +34,8 @@ __all__ = [
     "InputSpec",
     "make_trial",
     "parse_spec",
+    "spec_from_namespace",
+    "spec_from_tensors",
 ]
 
 DEFAULT_SPEC = "logits:float[N,C] targets:long[N]<C"
@@ -112,6 +114,8 @@ class InputSpec:
 
     items: tuple[InputItem, ...]
     text: str = field(default="", compare=False)
+    device: str = field(default="cpu", compare=False)
+    """The device of the real tensors a notebook spec was built from; "cpu" otherwise."""
 
     @property
     def names(self) -> list[str]:
@@ -279,7 +283,8 @@ def _float_values(
     if variant == "tiny":
         return normal * 1e-6
     if variant == "huge":
-        return normal * 1e4
+        # Large but below exp() overflow in float32 (about 88), so log-variances stay usable.
+        return normal.clamp(-4.0, 4.0) * 10.0
     return normal
 
 
@@ -302,3 +307,144 @@ def _integer_values(
     else:
         values = torch.randint(0, high, shape, generator=generator)
     return values.to(item.torch_dtype)
+
+
+# Sizes up to this stay fixed in a spec built from real tensors, so class counts and
+# feature sizes keep their real values. Larger sizes become symbols, because an image
+# batch of 224 x 224 would make every check slow.
+_MAX_FIXED_SIZE = 64
+_FREE_SYMBOLS = ("H", "W", "L", "D", "K", "Z")
+
+
+def spec_from_namespace(text: str | None, namespace: Mapping[str, object]) -> InputSpec | None:
+    """Build a spec from the tensors that ``text`` names, like ``outputs,labels``.
+
+    Returns None when ``text`` is an ordinary spec (it contains a colon) or empty, and
+    raises InputSpecError when a name is missing from ``namespace`` or is not a tensor.
+    """
+    source = (text or "").strip()
+    if not source or ":" in source:
+        return None
+
+    names = [part for part in re.split(r"[\s,]+", source) if part]
+    tensors: dict[str, torch.Tensor] = {}
+    for name in names:
+        if not name.isidentifier():
+            raise InputSpecError(source, name, "expected a variable name or NAME:DTYPE[DIMS]")
+        if name not in namespace:
+            raise InputSpecError(source, name, "no variable of that name is defined")
+        value = namespace[name]
+        if not isinstance(value, torch.Tensor):
+            kind = type(value).__name__
+            raise InputSpecError(source, name, f"the variable is a {kind}, not a torch.Tensor")
+        tensors[name] = value
+    return spec_from_tensors(tensors)
+
+
+def spec_from_tensors(tensors: Mapping[str, torch.Tensor]) -> InputSpec:
+    """Build a spec from real tensors: their shapes, dtypes, value domains and device.
+
+    The first dimension that every tensor with dimensions shares becomes the batch
+    symbol ``N``. An integer tensor whose values index a dimension of a float tensor gets
+    that dimension as its bound, written as the symbol ``C`` when it is over 64. Other
+    sizes over 64 become symbols too. Float domains (prob, unit, binary, sign, positive)
+    come from the values.
+    """
+    if not tensors:
+        raise InputSpecError("", "", "name at least one tensor")
+
+    shaped = [t for t in tensors.values() if t.dim() > 0]
+    batch = shaped[0].shape[0] if shaped else None
+    if batch is None or any(t.shape[0] != batch for t in shaped) or len(shaped) < 2:
+        batch = None
+
+    symbols: dict[int, str] = {}
+    free = iter(_FREE_SYMBOLS)
+    items = []
+    bounds = {name: _label_bound(t, tensors) for name, t in tensors.items()}
+    for bound in bounds.values():
+        if bound is not None and bound > _MAX_FIXED_SIZE:
+            symbols.setdefault(bound, "C")
+
+    for name, t in tensors.items():
+        bound = bounds[name]
+        dims: list[int | str] = []
+        for position, size in enumerate(t.shape):
+            if position == 0 and size == batch:
+                dims.append("N")
+            elif size > _MAX_FIXED_SIZE:
+                if size not in symbols:
+                    symbols[size] = next(free, f"S{len(symbols)}")
+                dims.append(symbols[size])
+            else:
+                dims.append(size)
+        bound_value: int | str | None = bound
+        if isinstance(bound, int) and bound in symbols:
+            bound_value = symbols[bound]
+        items.append(
+            InputItem(
+                name=name,
+                dtype=_dtype_name(name, t),
+                dims=tuple(dims),
+                bound=bound_value,
+                domain=_domain(t) if t.is_floating_point() else None,
+            )
+        )
+
+    devices = {str(t.device) for t in tensors.values()}
+    device = next(iter(devices)) if len(devices) == 1 else "cpu"
+    spec = InputSpec(items=tuple(items), text="", device=device)
+    return InputSpec(items=spec.items, text=str(spec), device=device)
+
+
+def _dtype_name(name: str, tensor: torch.Tensor) -> str:
+    if tensor.is_floating_point():
+        return "float"
+    if tensor.dtype == torch.bool:
+        return "bool"
+    if tensor.dtype == torch.int64:
+        return "long"
+    if tensor.dtype in (torch.int32, torch.int16, torch.int8, torch.uint8):
+        return "int"
+    raise InputSpecError(
+        "", name, f"unsupported dtype {tensor.dtype}; use float, long, int or bool"
+    )
+
+
+def _label_bound(tensor: torch.Tensor, tensors: Mapping[str, torch.Tensor]) -> int | None:
+    """Return the exclusive upper bound of an integer tensor's values, or None."""
+    if tensor.is_floating_point() or tensor.dtype == torch.bool or tensor.numel() == 0:
+        return None
+    high = int(tensor.max()) + 1
+    for other in tensors.values():
+        if not other.is_floating_point():
+            continue
+        for dim, size in enumerate(other.shape):
+            rest = other.shape[:dim] + other.shape[dim + 1 :]
+            if size >= high and tuple(rest) == tuple(tensor.shape):
+                return int(size)
+    return max(high, 2)
+
+
+def _domain(tensor: torch.Tensor) -> str | None:
+    """Return the narrowest domain that every value of ``tensor`` lies in, or None."""
+    values = tensor.detach().to("cpu", torch.float64)
+    if values.numel() == 0 or not bool(torch.isfinite(values).all()):
+        return None
+    if bool(((values == 0) | (values == 1)).all()):
+        return "binary"
+    if bool(((values == -1) | (values == 1)).all()):
+        return "sign"
+    non_negative = bool((values >= 0).all())
+    sums_to_one = (
+        values.dim() > 0
+        and values.shape[-1] > 1
+        and bool(torch.allclose(values.sum(-1), torch.ones((), dtype=torch.float64), atol=1e-4))
+    )
+    if non_negative and sums_to_one:
+        return "prob"
+    if non_negative and bool((values <= 1).all()):
+        return "unit"
+    if bool((values > 0).all()):
+        return "positive"
+    return None

@@ -2,8 +2,11 @@
 
 ``options`` is the JSON-ready dict that travels with the sandbox job. Keys:
 
-- ``probes`` (bool): run the semantic probes (better-is-lower, trainability).
-- ``task`` (str): the task text, for checks that read parameters from it.
+- ``probes`` (bool, default True): run the semantic probes (better-is-lower,
+  trainability) once the contract checks pass.
+- ``task`` (str): the task text; it sets the expected reduction (mean, sum or none)
+  and refines the loss family that the probes infer from the spec.
+- ``time_budget`` (float): seconds one call may take on trial inputs.
 - ``reference`` (dict): a catalog reference to cross-check against.
 - ``tests`` (list): generated tests to run as evidence.
 """
@@ -14,7 +17,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from lossmagic.checks.base import CheckResult
-from lossmagic.checks.contract import run_contract_checks
+from lossmagic.checks.contract import DEFAULT_TIME_BUDGET, run_contract_checks
+from lossmagic.checks.probes import run_probes
 from lossmagic.spec import InputSpec
 
 __all__ = ["run_candidate_checks"]
@@ -28,7 +32,11 @@ def run_candidate_checks(
 ) -> Iterator[CheckResult]:
     """Run the contract checks, then the optional checks that ``options`` asks for."""
     options = options or {}
-    contract = run_contract_checks(function, spec, seed=seed)
+    task = str(options.get("task", ""))
+    budget = float(options.get("time_budget", DEFAULT_TIME_BUDGET))
+    contract = run_contract_checks(function, spec, seed=seed, task=task, time_budget=budget)
     yield from contract
     if any(result.failed for result in contract):
         return
+    if options.get("probes", True):
+        yield from run_probes(function, spec, seed=seed, task=task)

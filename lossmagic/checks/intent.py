@@ -1,0 +1,281 @@
+"""What a loss is for, read from its input spec and task text.
+
+The checks and probes need to know more than shapes: which input is the prediction,
+which are targets, how a prediction that agrees with its target looks, and whether the
+task requests a mean, a sum or no reduction. ``infer_intent`` reads this from the spec
+(names, shapes, dtypes, domains) and a few words of the task. It never looks at a
+candidate, so every candidate for one task is judged by the same intent.
+
+Relations between inputs, each named by its ``kind``:
+
+- ``labels``: a float prediction and integer class labels; ``class_dim`` is the
+  prediction's class dimension, or None for binary labels of the prediction's own shape.
+- ``match``: a prediction that should equal a target of the same shape (regression,
+  distillation, probabilities, binary masks); ``squeeze`` is set when the shapes differ
+  only by trailing dimensions of size 1, the classic (N, 1) against (N,) case.
+- ``signed_pair`` and ``binary_pair``: two inputs and a per-sample label that says
+  whether they belong together (cosine embedding, contrastive, margin ranking).
+- ``triplet``: an anchor, a positive and a negative of the same shape.
+- ``prior``: a VAE posterior's mean and log-variance, at their best when both are 0.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from lossmagic.spec import InputItem, InputSpec
+
+__all__ = ["Family", "Intent", "Reduction", "Relation", "infer_intent", "reduction_from_task"]
+
+Family = Literal["classification", "binary", "regression", "embedding", "triplet", "vae", "unknown"]
+Reduction = Literal["mean", "sum", "none"]
+RelationKind = Literal["labels", "match", "signed_pair", "binary_pair", "triplet", "prior"]
+
+
+@dataclass(frozen=True)
+class Relation:
+    """A relation between inputs that a target-consistent trial satisfies."""
+
+    kind: RelationKind
+    items: tuple[str, ...]
+    """The inputs involved, prediction first; the meaning of the rest depends on ``kind``."""
+    class_dim: int | None = None
+    squeeze: bool = False
+    label_targets: tuple[str, ...] = ()
+    """Float targets of a ``labels`` relation (teacher logits) that should agree with it."""
+
+
+@dataclass(frozen=True)
+class Intent:
+    """The family of a loss, the relations of its inputs and the reduction it should use."""
+
+    family: Family
+    relations: tuple[Relation, ...] = ()
+    reduction: Reduction = "mean"
+    sum_allowed: bool = False
+    """Whether the value may grow with the batch: the task requests a sum, or a VAE ELBO."""
+    per_sample: bool = False
+    """Whether the loss is a mean of per-sample terms, so a duplicated batch keeps its value."""
+
+
+_NO_REDUCTION = re.compile(
+    r"no reduction|without reduction|reduction\s*=\s*['\"]?none|unreduced|not reduced",
+    re.IGNORECASE,
+)
+_PER_SAMPLE = re.compile(
+    r"per[- ](?:sample|element|example|pixel|item) (?:loss|losses|values)"
+    r"|(?:loss|value) (?:for|of|per) each (?:sample|element|example)",
+    re.IGNORECASE,
+)
+_REDUCING = re.compile(r"\b(?:mean|average|averaged|sum|summed|reduce|reduced)\b", re.IGNORECASE)
+_SUM = re.compile(
+    r"reduction\s*=\s*['\"]?sum|\bsum(?:med)? (?:over|across) (?:the )?(?:batch|samples|all)"
+    r"|\bsum reduction|\bsum of (?:the )?(?:squared|absolute|per|losses|errors)"
+    r"|\btotal over\b|\bnot averaged\b|\bsse\b",
+    re.IGNORECASE,
+)
+_BATCH_MEAN = re.compile(
+    r"(?:mean|average|averaged) (?:over|across) (?:the )?batch|batch ?mean", re.IGNORECASE
+)
+_BATCH_WORDS = re.compile(
+    r"in-batch|infonce|info nce|nt-?xent|simclr|clip|batch[- ]hard|hard negative|batch[- ]all"
+    r"|barlow|vicreg|correlation|listwise|softmax over the batch|across the batch|batch statistics",
+    re.IGNORECASE,
+)
+_MEAN_NAMES = ("mu", "mean", "z_mean", "mu_z", "means")
+_LOGVAR_NAMES = ("logvar", "log_var", "logvariance", "log_variance", "z_logvar", "logsigma2")
+
+
+def reduction_from_task(task: str) -> Reduction:
+    """Return the reduction that ``task`` requests: none, sum, or mean by default."""
+    if _NO_REDUCTION.search(task):
+        return "none"
+    if _PER_SAMPLE.search(task) and not _REDUCING.search(task):
+        return "none"
+    if _SUM.search(task) and not _BATCH_MEAN.search(task):
+        return "sum"
+    return "mean"
+
+
+def infer_intent(spec: InputSpec, task: str = "") -> Intent:
+    """Infer the family, the input relations and the reduction from ``spec`` and ``task``."""
+    relations = _relations(spec)
+    family = _family(spec, relations)
+    reduction = reduction_from_task(task)
+    sum_allowed = reduction == "sum" or family == "vae"
+    per_sample = _is_per_sample(spec, relations, family) and not _BATCH_WORDS.search(task)
+    return Intent(
+        family=family,
+        relations=tuple(relations),
+        reduction=reduction,
+        sum_allowed=sum_allowed,
+        per_sample=per_sample,
+    )
+
+
+def _relations(spec: InputSpec) -> list[Relation]:
+    floats = [item for item in spec.items if item.is_float]
+    used: set[str] = set()
+    relations: list[Relation] = []
+
+    prior = _prior(floats)
+    if prior is not None:
+        relations.append(prior)
+        used.update(prior.items)
+
+    labels = [item for item in spec.items if _is_label(item)]
+    relations.extend(_pairs(floats, labels, used))
+
+    free = [item for item in floats if item.name not in used]
+    if len(free) == 3 and len({item.dims for item in free}) == 1 and not labels:
+        relations.append(Relation("triplet", tuple(item.name for item in free)))
+        used.update(item.name for item in free)
+
+    relations.extend(_class_labels(spec, floats, used))
+
+    free = [item for item in floats if item.name not in used]
+    for position, prediction in enumerate(free):
+        if prediction.name in used:
+            continue
+        for target in free[position + 1 :]:
+            squeeze = _squeezed(prediction.dims) == _squeezed(target.dims)
+            if target.name not in used and (prediction.dims == target.dims or squeeze):
+                relations.append(
+                    Relation(
+                        "match",
+                        (prediction.name, target.name),
+                        squeeze=prediction.dims != target.dims,
+                    )
+                )
+                used.update((prediction.name, target.name))
+                break
+    return relations
+
+
+def _prior(floats: list[InputItem]) -> Relation | None:
+    means = [item for item in floats if item.name.lower() in _MEAN_NAMES]
+    logvars = [item for item in floats if item.name.lower() in _LOGVAR_NAMES]
+    if means and logvars and means[0].dims == logvars[0].dims:
+        return Relation("prior", (means[0].name, logvars[0].name))
+    return None
+
+
+def _is_label(item: InputItem) -> bool:
+    """Return whether ``item`` is a per-sample label: one dimension of sign or 0/1 values."""
+    if len(item.dims) != 1:
+        return False
+    if item.is_float:
+        return item.domain in ("sign", "binary")
+    return item.dtype == "bool" or item.bound == 2
+
+
+def _pairs(floats: list[InputItem], labels: list[InputItem], used: set[str]) -> list[Relation]:
+    """Find two same-shape float inputs that a per-sample label marks as similar or not."""
+    for label in labels:
+        batch = label.dims[0]
+        candidates = [
+            item
+            for item in floats
+            if item.name not in used and item.name != label.name and item.dims[:1] == (batch,)
+        ]
+        for position, first in enumerate(candidates):
+            second = next((c for c in candidates[position + 1 :] if c.dims == first.dims), None)
+            if second is None:
+                continue
+            kind: RelationKind = "signed_pair" if label.domain == "sign" else "binary_pair"
+            used.update((first.name, second.name, label.name))
+            return [Relation(kind, (first.name, second.name, label.name))]
+    return []
+
+
+def _class_labels(spec: InputSpec, floats: list[InputItem], used: set[str]) -> list[Relation]:
+    """Find float predictions scored against integer class labels."""
+    relations: list[Relation] = []
+    for labels in spec.items:
+        if labels.is_float or labels.name in used:
+            continue
+        matches = [
+            (item, dim)
+            for item in floats
+            if item.name not in used
+            for dim in [_class_dim(item, labels)]
+            if dim is not False
+        ]
+        if not matches:
+            continue
+        prediction, class_dim = matches[0]
+        teachers = tuple(item.name for item, dim in matches[1:] if item.dims == prediction.dims)
+        relations.append(
+            Relation(
+                "labels",
+                (prediction.name, labels.name),
+                class_dim=class_dim if isinstance(class_dim, int) else None,
+                label_targets=teachers,
+            )
+        )
+        used.update((prediction.name, *teachers))
+    return relations
+
+
+def _class_dim(prediction: InputItem, labels: InputItem) -> int | bool | None:
+    """Return the class dimension of ``prediction`` for ``labels``, None for binary, or False."""
+    binary = labels.dtype == "bool" or labels.bound == 2
+    if binary and _squeezed(prediction.dims) == _squeezed(labels.dims):
+        return None
+    if labels.bound is None:
+        return False
+    for dim, size in enumerate(prediction.dims):
+        rest = prediction.dims[:dim] + prediction.dims[dim + 1 :]
+        if size == labels.bound and rest == labels.dims:
+            return dim
+    return False
+
+
+def _squeezed(dims: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    trimmed = list(dims)
+    while trimmed and trimmed[-1] == 1:
+        trimmed.pop()
+    return tuple(trimmed)
+
+
+def _family(spec: InputSpec, relations: list[Relation]) -> Family:
+    kinds = {relation.kind for relation in relations}
+    if "prior" in kinds:
+        return "vae"
+    if "triplet" in kinds:
+        return "triplet"
+    if kinds & {"signed_pair", "binary_pair"}:
+        return "embedding"
+    for relation in relations:
+        if relation.kind == "labels":
+            return "classification" if relation.class_dim is not None else "binary"
+    for relation in relations:
+        if relation.kind == "match":
+            target = _item(spec, relation.items[1])
+            return "binary" if target.domain in ("binary", "sign") else "regression"
+    return "unknown"
+
+
+def _is_per_sample(spec: InputSpec, relations: list[Relation], family: Family) -> bool:
+    """Return whether the loss must be a mean of per-sample terms.
+
+    That holds for a prediction with one value per sample and class (N, C), (N) or
+    (N, 1). Spatial predictions may be scored by batch-level ratios with smoothing
+    terms (Dice, Jaccard), and (N, D) matches may be in-batch contrastive losses, so
+    both may change a little when the batch is repeated.
+    """
+    if family not in ("classification", "binary", "regression"):
+        return False
+    for relation in relations:
+        if relation.kind not in ("labels", "match"):
+            continue
+        prediction = _item(spec, relation.items[0])
+        allowed = 2 if relation.kind == "labels" and relation.class_dim is not None else 1
+        return len(_squeezed(prediction.dims)) <= allowed
+    return False
+
+
+def _item(spec: InputSpec, name: str) -> InputItem:
+    return next(item for item in spec.items if item.name == name)
