@@ -1,37 +1,50 @@
-"""The parent side of the sandbox: run a validation job in a separate, limited process.
+"""The parent side of the sandbox: send validation jobs to a warm worker and judge them.
 
-The parent owns the verdict. It takes check results only from records on a private pipe
-that carry the job's nonce, enforces the wall-clock deadline and kills the child's whole
-process group when it passes. Exit codes and printed text never decide a verdict.
+The parent owns the verdict. It takes check results only from records on the job's
+private pipe that carry the job's nonce, enforces the wall-clock deadline, kills every
+process of a job that overruns it, caps the output it keeps, and replaces a worker that
+died. Exit codes and printed text can fail a job but never pass it.
+
+One ``Sandbox`` serves many jobs: its worker starts on first use (or ``start()``) and
+stays until ``close()``. ``shared_sandbox()`` returns one per process, for callers that
+validate across runs, such as a notebook.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
-import os
 import secrets
+import shutil
 import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
-import lossmagic
 from lossmagic.checks.base import CheckResult
+from lossmagic.exceptions import SandboxError
+from lossmagic.sandbox.jobs import JobResult, run_job_on
+from lossmagic.sandbox.limits import JobLimits
+from lossmagic.sandbox.pool import WorkerMode, WorkerPool
+from lossmagic.sandbox.screen import screen_check
 
-__all__ = ["Sandbox", "SandboxReport"]
+__all__ = [
+    "Sandbox",
+    "SandboxReport",
+    "close_shared_sandbox",
+    "restart_worker",
+    "shared_sandbox",
+]
 
 logger = logging.getLogger(__name__)
 
-Outcome = Literal["completed", "timeout", "crashed"]
+Outcome = Literal["completed", "timeout", "crashed", "rejected"]
 
 _OUTPUT_LIMIT = 64 * 1024
+
+# Fragments of allocation failures from Python and the PyTorch allocators, lower case.
+_ALLOCATION_FAILURES = ("can't allocate memory", "out of memory", "not enough memory")
 
 
 @dataclass
@@ -57,10 +70,39 @@ class SandboxReport:
 
 
 class Sandbox:
-    """Validate candidates in child processes with a deadline."""
+    """Validate candidates in isolated job processes started from a warm worker.
 
-    def __init__(self, timeout: float = 30.0) -> None:
+    ``timeout`` is the wall-clock deadline of one job in seconds, ``limits`` the resource
+    budget of each job and ``screen`` whether the static screen runs before dispatch.
+    By default CPU jobs fork from one warm worker (``worker_mode="fork"``), and CUDA jobs
+    each get a freshly spawned worker with one spare kept started (``"oneshot"``). Safe
+    to call from several threads; jobs run one at a time.
+    """
+
+    def __init__(
+        self,
+        timeout: float = 30.0,
+        *,
+        limits: JobLimits | None = None,
+        screen: bool = True,
+        worker_mode: WorkerMode | None = None,
+    ) -> None:
+        if timeout <= 0:
+            raise ValueError(
+                f"invalid sandbox timeout {timeout!r}: use a positive number of seconds"
+            )
         self.timeout = timeout
+        self.limits = limits or JobLimits(cpu_seconds=int(timeout) + 5)
+        self.screen = screen
+        self.worker_mode = worker_mode
+        self._lock = threading.Lock()
+        self._pools: dict[str, WorkerPool] = {}
+        self._closed = False
+
+    def start(self, device: str = "cpu") -> None:
+        """Start the worker for ``device`` now, so the first job does not wait for it."""
+        with self._lock:
+            self._pool(device).start()
 
     def validate(
         self,
@@ -69,117 +111,167 @@ class Sandbox:
         spec: str,
         seed: int = 0,
         options: dict[str, Any] | None = None,
+        *,
+        device: str = "cpu",
+        timeout: float | None = None,
     ) -> SandboxReport:
-        """Run the checks on ``source`` in a child process and collect their results.
+        """Run the checks on ``source`` in a job process and collect their results.
 
-        ``options`` selects optional checks; see ``lossmagic.checks.runner``.
+        ``options`` selects optional checks; see ``lossmagic.checks.runner``. ``device``
+        is where the candidate runs: ``cpu`` or a CUDA device such as ``cuda:0``.
+        ``timeout`` overrides the sandbox's deadline for this job.
         """
-        nonce = secrets.token_hex(16)
-        job = json.dumps(
-            {
-                "nonce": nonce,
-                "source": source,
-                "name": name,
-                "spec": spec,
-                "seed": seed,
-                "options": options or {},
-            }
-        )
         started = time.perf_counter()
+        if self.screen:
+            rejected = screen_check(source)
+            if rejected is not None:
+                seconds = time.perf_counter() - started
+                return SandboxReport([rejected], "rejected", rejected.message, seconds)
 
-        with tempfile.TemporaryDirectory(prefix="lossmagic-job-") as workdir:
-            read_fd, write_fd = os.pipe()
-            try:
-                process = subprocess.Popen(
-                    [sys.executable, "-m", "lossmagic.sandbox.child", str(write_fd)],
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
-                    pass_fds=(write_fd,),
-                    cwd=workdir,
-                    env=_child_environment(workdir),
-                    start_new_session=True,
-                )
-            finally:
-                os.close(write_fd)
+        nonce = secrets.token_hex(16)
+        job = {
+            "nonce": nonce,
+            "source": source,
+            "name": name,
+            "spec": spec,
+            "seed": seed,
+            "options": options or {},
+            "device": device,
+        }
+        deadline = self.timeout if timeout is None else timeout
 
-            records: list[dict[str, Any]] = []
-            reader = threading.Thread(
-                target=_read_records, args=(read_fd, nonce, records), daemon=True
-            )
-            reader.start()
+        workdir = tempfile.mkdtemp(prefix="lossmagic-job-")
+        try:
+            with self._lock:
+                if self._closed:
+                    raise SandboxError("this sandbox is closed; create a new one or call restart()")
+                pool = self._pool(device)
+                result = run_job_on(pool, job, workdir, self.limits, deadline)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        return _report(result, nonce, deadline, time.perf_counter() - started)
 
-            outcome: Outcome = "completed"
-            try:
-                output, _ = process.communicate(job.encode(), timeout=self.timeout)
-            except subprocess.TimeoutExpired:
-                outcome = "timeout"
-                _kill_group(process)
-                output, _ = process.communicate()
-            except BaseException:
-                _kill_group(process)
-                raise
-            reader.join(timeout=5)
-
-        seconds = time.perf_counter() - started
-        checks = [
-            CheckResult.from_dict(record["check"])
-            for record in records
-            if isinstance(record.get("check"), dict)
-        ]
-        done = any(r.get("done") is True for r in records)
-        text = output.decode("utf-8", "replace")[:_OUTPUT_LIMIT]
-
-        if outcome == "timeout":
-            message = f"the job did not finish within {self.timeout:.0f} s"
-            checks.append(CheckResult("timeout", "fail", message, {"seconds": seconds}))
-            return SandboxReport(checks, "timeout", message, seconds, text)
-        if not done:
-            code = process.returncode
-            message = f"the job process ended before reporting every check (exit code {code})"
-            checks.append(
-                CheckResult(
-                    "crash",
-                    "fail",
-                    message,
-                    {"exit_code": process.returncode, "output": text[-2000:]},
-                )
-            )
-            return SandboxReport(checks, "crashed", message, seconds, text)
-        return SandboxReport(checks, "completed", "", seconds, text)
+    def restart(self) -> None:
+        """Stop every worker; the next job starts fresh ones."""
+        with self._lock:
+            self._stop_pools()
+            self._closed = False
 
     def close(self) -> None:
-        """Release the sandbox's resources."""
+        """Stop every worker and their jobs. Later calls to ``validate`` raise ``SandboxError``."""
+        with self._lock:
+            self._stop_pools()
+            self._closed = True
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _pool(self, device: str) -> WorkerPool:
+        if device not in self._pools:
+            self._pools[device] = WorkerPool(device, self.worker_mode)
+        return self._pools[device]
+
+    def _stop_pools(self) -> None:
+        for pool in self._pools.values():
+            pool.close()
+        self._pools.clear()
 
 
-def _child_environment(workdir: str) -> dict[str, str]:
-    """Return a scrubbed environment for the child: no secrets, home in its own folder."""
-    package_root = str(Path(lossmagic.__file__).resolve().parent.parent)
-    return {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": workdir,
-        "TMPDIR": workdir,
-        "PYTHONPATH": package_root,
-        "PYTHONHASHSEED": "0",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "OMP_NUM_THREADS": "1",
-        "CUDA_VISIBLE_DEVICES": "",
-    }
+def _report(result: JobResult, nonce: str, timeout: float, seconds: float) -> SandboxReport:
+    """Turn what the parent observed of a job into a report; only nonce records count."""
+    checks: list[CheckResult] = []
+    done: dict[str, Any] | None = None
+    for record in result.records:
+        if record.get("nonce") != nonce:
+            continue
+        if isinstance(record.get("check"), dict):
+            checks.append(CheckResult.from_dict(record["check"]))
+        elif record.get("done") is True:
+            done = record
+    # The exit code is unknown when the job was judged before it finished exiting.
+    complete = done is not None and done.get("count") == len(checks)
+    clean_exit = result.exit_code in (0, None) and not result.worker_died
+    _mark_allocation_failures(checks)
+
+    output = result.output.decode("utf-8", "replace")
+    extra: dict[str, object] = {"exit_code": result.exit_code, **result.notes}
+    if result.output_dropped:
+        extra["output_dropped_bytes"] = result.output_dropped
+
+    if result.timed_out or result.exit_code == -signal.SIGXCPU:
+        message = f"the job did not finish within {timeout:g} s"
+        checks.append(CheckResult("timeout", "fail", message, {"seconds": seconds}))
+        return SandboxReport(checks, "timeout", message, seconds, output, extra)
+
+    if complete and clean_exit and not result.records_invalid:
+        return SandboxReport(checks, "completed", "", seconds, output, extra)
+
+    message = _crash_message(result, done is not None)
+    evidence = {"exit_code": result.exit_code, "output": output[-2000:]}
+    checks.append(CheckResult("crash", "fail", message, evidence))
+    return SandboxReport(checks, "crashed", message, seconds, output, extra)
 
 
-def _read_records(fd: int, nonce: str, records: list[dict[str, Any]]) -> None:
-    """Collect the JSON records that carry ``nonce``; anything else is ignored."""
-    with os.fdopen(fd, "r", encoding="utf-8", errors="replace") as channel:
-        for line in channel:
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                logger.debug("ignored a malformed sandbox record")
-                continue
-            if isinstance(record, dict) and record.get("nonce") == nonce:
-                records.append(record)
+def _crash_message(result: JobResult, done: bool) -> str:
+    if result.records_invalid:
+        return f"the job sent invalid records ({result.records_invalid})"
+    if result.worker_died:
+        return "the sandbox worker died during the job; it was replaced"
+    code = result.exit_code
+    if done:
+        return f"the job reported a result that does not match its check records (exit code {code})"
+    if code is not None and code < 0:
+        return f"the job process was killed by signal {-code} before reporting every check"
+    return f"the job process ended before reporting every check (exit code {code})"
 
 
-def _kill_group(process: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
+def _mark_allocation_failures(checks: list[CheckResult]) -> None:
+    """Insert a ``memory`` failure before the first check that failed to allocate memory."""
+    for index, check in enumerate(checks):
+        error = check.evidence.get("error")
+        if not (check.failed and isinstance(error, dict)):
+            continue
+        message = str(error.get("message", "")).lower()
+        if error.get("type") == "MemoryError" or any(f in message for f in _ALLOCATION_FAILURES):
+            text = f"the candidate ran out of memory in check {check.name!r}: {check.message}"
+            checks.insert(index, CheckResult("memory", "fail", text[:500], {"error": error}))
+            return
+
+
+_shared: Sandbox | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_sandbox(timeout: float | None = None) -> Sandbox:
+    """Return this process's shared sandbox, creating it on first use.
+
+    Its worker outlives single runs, so only the first validation in a process pays for
+    starting it. ``timeout``, when given, becomes the deadline of its later jobs.
+    """
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = Sandbox()
+        if timeout is not None:
+            _shared.timeout = timeout
+        return _shared
+
+
+def restart_worker() -> None:
+    """Restart the shared sandbox's workers, if it has any; the next job starts fresh ones."""
+    with _shared_lock:
+        sandbox = _shared
+    if sandbox is not None:
+        sandbox.restart()
+
+
+def close_shared_sandbox() -> None:
+    """Stop the shared sandbox's workers; the next ``shared_sandbox()`` call makes a new one."""
+    global _shared
+    with _shared_lock:
+        sandbox, _shared = _shared, None
+    if sandbox is not None:
+        sandbox.close()
