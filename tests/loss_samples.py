@@ -262,10 +262,85 @@ def loss_fn(logits, labels):
     return F.cross_entropy(logits, labels)
 """,
     ),
+    (
+        "bce_builtin_probs",
+        "probs:float[N]~unit targets:float[N]~binary",
+        "binary cross-entropy on probabilities",
+        """
+def loss_fn(probs, targets):
+    return F.binary_cross_entropy(probs, targets)
+""",
+    ),
+    (
+        "nll_log_probs",
+        "log_probs:float[N,C] targets:long[N]<C",
+        "negative log-likelihood",
+        """
+def loss_fn(log_probs, targets):
+    return F.nll_loss(log_probs, targets)
+""",
+    ),
+    (
+        "hinge_embedding",
+        "distances:float[N] targets:float[N]~sign",
+        "hinge embedding loss with margin 1",
+        """
+def loss_fn(distances, targets):
+    return F.hinge_embedding_loss(distances, targets, margin=1.0)
+""",
+    ),
+    (
+        "bpr",
+        "positive_scores:float[N] negative_scores:float[N]",
+        "Bayesian personalized ranking",
+        """
+def loss_fn(positive_scores, negative_scores):
+    return -F.logsigmoid(positive_scores - negative_scores).mean()
+""",
+    ),
+    (
+        "gan_discriminator",
+        "real_logits:float[N] fake_logits:float[N]",
+        "standard GAN discriminator loss",
+        """
+def loss_fn(real_logits, fake_logits):
+    real = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+    fake = F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
+    return real + fake
+""",
+    ),
+    (
+        "poisson_nll",
+        "log_rate:float[N] counts:float[N]~positive",
+        "Poisson negative log-likelihood with log-rate inputs",
+        """
+def loss_fn(log_rate, counts):
+    return F.poisson_nll_loss(log_rate, counts, log_input=True)
+""",
+    ),
+    (
+        "gaussian_nll",
+        "mean:float[N,D] targets:float[N,D] variance:float[N,D]~positive",
+        "Gaussian negative log-likelihood",
+        """
+def loss_fn(mean, targets, variance):
+    return F.gaussian_nll_loss(mean, targets, variance)
+""",
+    ),
 ]
 
 # (key, bug class, spec, task, source); the bug class names what is wrong.
 BUGGY: list[tuple[str, str, str, str, str]] = [
+    (
+        "bpr_sign",
+        "sign error",
+        "positive_scores:float[N] negative_scores:float[N]",
+        "Bayesian personalized ranking",
+        """
+def loss_fn(positive_scores, negative_scores):
+    return -F.logsigmoid(negative_scores - positive_scores).mean()
+""",
+    ),
     (
         "ce_sum",
         "wrong reduction",

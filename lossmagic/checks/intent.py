@@ -16,6 +16,8 @@ Relations between inputs, each named by its ``kind``:
 - ``signed_pair`` and ``binary_pair``: two inputs and a per-sample label that says
   whether they belong together (cosine embedding, contrastive, margin ranking).
 - ``triplet``: an anchor, a positive and a negative of the same shape.
+- ``ranked``: scores that should be higher (positive, real, chosen) and scores that
+  should be lower (negative, fake, rejected), told apart by their names.
 - ``prior``: a VAE posterior's mean and log-variance, at their best when both are 0.
 """
 
@@ -29,9 +31,13 @@ from lossmagic.spec import InputItem, InputSpec
 
 __all__ = ["Family", "Intent", "Reduction", "Relation", "infer_intent", "reduction_from_task"]
 
-Family = Literal["classification", "binary", "regression", "embedding", "triplet", "vae", "unknown"]
+Family = Literal[
+    "classification", "binary", "regression", "embedding", "triplet", "ranking", "vae", "unknown"
+]
 Reduction = Literal["mean", "sum", "none"]
-RelationKind = Literal["labels", "match", "signed_pair", "binary_pair", "triplet", "prior"]
+RelationKind = Literal[
+    "labels", "match", "signed_pair", "binary_pair", "triplet", "ranked", "prior"
+]
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,17 @@ class Relation:
     squeeze: bool = False
     label_targets: tuple[str, ...] = ()
     """Float targets of a ``labels`` relation (teacher logits) that should agree with it."""
+    similar_label: float | None = None
+    """The label value of a similar pair in a ``binary_pair``, or None when unknown."""
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """Return the inputs that act as targets: no gradient needs to reach them."""
+        if self.kind in ("labels", "match"):
+            return (*self.items[1:], *self.label_targets)
+        if self.kind in ("signed_pair", "binary_pair"):
+            return self.items[2:]
+        return ()
 
 
 @dataclass(frozen=True)
@@ -58,6 +75,11 @@ class Intent:
     """Whether the value may grow with the batch: the task requests a sum, or a VAE ELBO."""
     per_sample: bool = False
     """Whether the loss is a mean of per-sample terms, so a duplicated batch keeps its value."""
+
+    @property
+    def targets(self) -> set[str]:
+        """Return the names of inputs that act as targets in any relation."""
+        return {name for relation in self.relations for name in relation.targets}
 
 
 _NO_REDUCTION = re.compile(
@@ -84,6 +106,15 @@ _BATCH_WORDS = re.compile(
     r"|barlow|vicreg|correlation|listwise|softmax over the batch|across the batch|batch statistics",
     re.IGNORECASE,
 )
+_HIGHER_WORDS = {"pos", "positive", "real", "chosen", "preferred", "win", "winner", "good"}
+_LOWER_WORDS = {"neg", "negative", "fake", "rejected", "lose", "loser", "bad", "generated"}
+_SIMILAR_WORDS = {"similar", "same", "match", "matching", "positive", "pos", "is_similar"}
+_DISSIMILAR_WORDS = {"dissimilar", "different", "negative", "neg", "is_dissimilar"}
+_LABEL_ONE = re.compile(
+    r"\b1\s*(?:=|is|for|means|marks|indicates|if)\s*(?:a |the )?"
+    r"(similar|same|matching|positive|dissimilar|different|negative)",
+    re.IGNORECASE,
+)
 _MEAN_NAMES = ("mu", "mean", "z_mean", "mu_z", "means")
 _LOGVAR_NAMES = ("logvar", "log_var", "logvariance", "log_variance", "z_logvar", "logsigma2")
 
@@ -101,7 +132,7 @@ def reduction_from_task(task: str) -> Reduction:
 
 def infer_intent(spec: InputSpec, task: str = "") -> Intent:
     """Infer the family, the input relations and the reduction from ``spec`` and ``task``."""
-    relations = _relations(spec)
+    relations = _relations(spec, task)
     family = _family(spec, relations)
     reduction = reduction_from_task(task)
     sum_allowed = reduction == "sum" or family == "vae"
@@ -115,7 +146,7 @@ def infer_intent(spec: InputSpec, task: str = "") -> Intent:
     )
 
 
-def _relations(spec: InputSpec) -> list[Relation]:
+def _relations(spec: InputSpec, task: str) -> list[Relation]:
     floats = [item for item in spec.items if item.is_float]
     used: set[str] = set()
     relations: list[Relation] = []
@@ -126,12 +157,17 @@ def _relations(spec: InputSpec) -> list[Relation]:
         used.update(prior.items)
 
     labels = [item for item in spec.items if _is_label(item)]
-    relations.extend(_pairs(floats, labels, used))
+    relations.extend(_pairs(floats, labels, used, task))
 
     free = [item for item in floats if item.name not in used]
-    if len(free) == 3 and len({item.dims for item in free}) == 1 and not labels:
+    plain = all(item.domain is None for item in free)
+    if len(free) == 3 and len({item.dims for item in free}) == 1 and plain and not labels:
         relations.append(Relation("triplet", tuple(item.name for item in free)))
         used.update(item.name for item in free)
+
+    ranked = _ranked([item for item in free if item.name not in used], used)
+    if ranked is not None:
+        relations.append(ranked)
 
     relations.extend(_class_labels(spec, floats, used))
 
@@ -171,7 +207,37 @@ def _is_label(item: InputItem) -> bool:
     return item.dtype == "bool" or item.bound == 2
 
 
-def _pairs(floats: list[InputItem], labels: list[InputItem], used: set[str]) -> list[Relation]:
+def _words(name: str) -> set[str]:
+    return set(name.lower().split("_")) | {name.lower()}
+
+
+def _ranked(free: list[InputItem], used: set[str]) -> Relation | None:
+    """Find scores that should rank above others, by their names (BPR, GAN critics)."""
+    higher = [item for item in free if _words(item.name) & _HIGHER_WORDS]
+    lower = [item for item in free if _words(item.name) & _LOWER_WORDS]
+    for first in higher:
+        for second in lower:
+            if first.dims[:1] == second.dims[:1] and first.name != second.name:
+                used.update((first.name, second.name))
+                return Relation("ranked", (first.name, second.name))
+    return None
+
+
+def _similar_label(label: InputItem, task: str) -> float | None:
+    """Return which value of a 0/1 pair label marks a similar pair, if the spec or task says."""
+    stated = _LABEL_ONE.search(task)
+    if stated is not None:
+        return 0.0 if stated[1].lower() in ("dissimilar", "different", "negative") else 1.0
+    if _words(label.name) & _DISSIMILAR_WORDS:
+        return 0.0
+    if _words(label.name) & _SIMILAR_WORDS:
+        return 1.0
+    return None
+
+
+def _pairs(
+    floats: list[InputItem], labels: list[InputItem], used: set[str], task: str
+) -> list[Relation]:
     """Find two same-shape float inputs that a per-sample label marks as similar or not."""
     for label in labels:
         batch = label.dims[0]
@@ -184,9 +250,11 @@ def _pairs(floats: list[InputItem], labels: list[InputItem], used: set[str]) -> 
             second = next((c for c in candidates[position + 1 :] if c.dims == first.dims), None)
             if second is None:
                 continue
-            kind: RelationKind = "signed_pair" if label.domain == "sign" else "binary_pair"
             used.update((first.name, second.name, label.name))
-            return [Relation(kind, (first.name, second.name, label.name))]
+            names = (first.name, second.name, label.name)
+            if label.domain == "sign":
+                return [Relation("signed_pair", names)]
+            return [Relation("binary_pair", names, similar_label=_similar_label(label, task))]
     return []
 
 
@@ -248,6 +316,8 @@ def _family(spec: InputSpec, relations: list[Relation]) -> Family:
         return "triplet"
     if kinds & {"signed_pair", "binary_pair"}:
         return "embedding"
+    if "ranked" in kinds:
+        return "ranking"
     for relation in relations:
         if relation.kind == "labels":
             return "classification" if relation.class_dim is not None else "binary"
@@ -272,7 +342,9 @@ def _is_per_sample(spec: InputSpec, relations: list[Relation], family: Family) -
         if relation.kind not in ("labels", "match"):
             continue
         prediction = _item(spec, relation.items[0])
-        allowed = 2 if relation.kind == "labels" and relation.class_dim is not None else 1
+        target = _item(spec, relation.items[1])
+        per_class = relation.kind == "labels" and relation.class_dim is not None
+        allowed = 2 if per_class or target.domain == "prob" else 1
         return len(_squeezed(prediction.dims)) <= allowed
     return False
 

@@ -104,8 +104,12 @@ def _towards(
     """Return values of prediction ``item`` that agree with ``target``, most likely first.
 
     A prediction without a declared domain may be logits or probabilities, so both
-    readings are offered and the probe keeps whichever the loss scores lower.
+    readings are offered and the probe keeps whichever the loss scores lower. A distance
+    is small for a similar pair (label 1) and large otherwise.
     """
+    if _is_distance(item) and target_domain in ("binary", "sign"):
+        similar = target if target_domain == "binary" else (target + 1) / 2
+        return [(1 - similar) * 3.0]
     if target_domain == "binary":
         probabilities = target * 0.9 + 0.05
         if item.domain in ("unit", "prob"):
@@ -119,7 +123,20 @@ def _towards(
         return [target.clamp_min(1e-6).log(), target]
     if target_domain == "unit" and item.domain is None:
         return [target, torch.logit(target.clamp(1e-4, 1 - 1e-4))]
+    if target_domain == "positive" and "log" in item.name.lower():
+        # A log-rate or log-scale prediction agrees with the log of a positive target.
+        return [target.log()]
     return [target]
+
+
+def _is_distance(item: InputItem) -> bool:
+    words = set(item.name.lower().split("_"))
+    return bool(words & {"dist", "dists", "distance", "distances", "dissimilarity"})
+
+
+def _is_log_probability(item: InputItem) -> bool:
+    name = item.name.lower().replace("_", "")
+    return "logprob" in name or name == "logp" or "logsoftmax" in name
 
 
 def _relation_options(relation: Relation, trial: Trial, items: dict[str, InputItem]) -> list[Trial]:
@@ -145,8 +162,15 @@ def _relation_options(relation: Relation, trial: Trial, items: dict[str, InputIt
         if relation.kind == "binary_pair":
             sign = sign * 2 - 1
         options = []
-        # Which label value means "similar" is a convention; binary labels try both.
-        for flip in (1.0, -1.0) if relation.kind == "binary_pair" else (1.0,):
+        # Which label value means "similar" is a convention; unless the spec's names or
+        # the task settle it, binary labels try both.
+        flips = [1.0]
+        if relation.kind == "binary_pair":
+            if relation.similar_label is None:
+                flips = [1.0, -1.0]
+            elif relation.similar_label == 0.0:
+                flips = [-1.0]
+        for flip in flips:
             side = (sign * flip).reshape(-1, *([1] * (first.dim() - 1)))
             if first.dim() == 1:
                 options.append({names[0]: side * 3.0, names[1]: -side * 3.0})
@@ -154,6 +178,10 @@ def _relation_options(relation: Relation, trial: Trial, items: dict[str, InputIt
                 options.append({names[1]: side * first})
                 options.append({names[0]: first * 3.0, names[1]: side * first * 3.0})
         return options
+
+    if relation.kind == "ranked":
+        higher, lower = trial[names[0]], trial[names[1]]
+        return [{names[0]: torch.full_like(higher, 3.0), names[1]: torch.full_like(lower, -3.0)}]
 
     if relation.kind == "triplet":
         anchor = trial[names[0]].detach()
@@ -325,7 +353,7 @@ def _problem(intent: Intent, spec: InputSpec, seed: int) -> _Problem | None:
                 inputs[target_name].dtype
             )
             if domain in ("binary", "sign"):
-                positive = truth > 0
+                positive = truth > 0 if not _is_distance(prediction) else truth <= 0
                 return _Problem(
                     prediction,
                     features,
@@ -365,6 +393,8 @@ def _predict(problem: _Problem, weight: torch.Tensor, bias: torch.Tensor) -> tor
         raw = raw.movedim(-1, problem.class_dim)
         if problem.prediction.domain == "prob":
             return torch.softmax(raw, dim=problem.class_dim)
+        if _is_log_probability(problem.prediction):
+            return torch.log_softmax(raw, dim=problem.class_dim)
         return raw
     raw = raw.squeeze(-1)
     if problem.prediction.domain == "unit":
