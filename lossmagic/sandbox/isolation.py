@@ -31,6 +31,7 @@ __all__ = [
     "Isolation",
     "clone_into_pid_namespace",
     "enter_user_namespace",
+    "host_pid",
     "kill_descendants",
     "list_descendants",
     "restrict_filesystem",
@@ -171,6 +172,15 @@ def clone_into_pid_namespace() -> tuple[int, int]:
     if pid < 0:
         raise OSError(code, os.strerror(code))
     return pid, pidfd.value
+
+
+def host_pid() -> int:
+    """Return this process's pid as the outermost PID namespace of ``/proc`` sees it."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("NSpid:"):
+                return int(line.split()[1])
+    return os.getpid()
 
 
 def set_parent_death_signal() -> None:

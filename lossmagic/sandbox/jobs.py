@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lossmagic.exceptions import SandboxError
+from lossmagic.sandbox.isolation import list_descendants
 from lossmagic.sandbox.limits import JobLimits
 from lossmagic.sandbox.pool import WorkerPool, WorkerProcess
 
@@ -96,6 +97,7 @@ class _JobRun:
         self.pending = json.dumps(job).encode()
         self.deadline = deadline
         self.ended = False
+        self.control_open = True
         self.records = _RecordReader(self.result, job["nonce"])
         # With PID namespaces a job that sent its last record and closed its pipes is judged
         # at once: its processes can only die with it. Without them the parent waits for
@@ -143,14 +145,20 @@ class _JobRun:
                 return
 
             control = self.worker.control.fileno()
-            readable = list(self.open_fds) + ([] if self.ended else [control])
+            readable = list(self.open_fds)
+            if not self.ended:
+                readable += [control] if self.control_open else []
+                readable += [self.worker.pidfd] if self.worker.mode == "oneshot" else []
             writable = [self.job_write] if self.job_write is not None else []
             wait_until = deadline_at if give_up_at is None else give_up_at
             ready_read, ready_write, _ = select.select(readable, writable, [], wait_until - now)
             if ready_write:
                 self._write_job()
             for fd in ready_read:
-                if fd == control:
+                if fd == self.worker.pidfd and self.worker.mode == "oneshot":
+                    self.ended = True
+                    self.result.exit_code = self.worker.exit_code()
+                elif fd == control:
                     self._on_control()
                     if self.ended and give_up_at is None:
                         give_up_at = time.monotonic() + _GRACE_SECONDS
@@ -159,14 +167,15 @@ class _JobRun:
 
     def _kill_job(self) -> None:
         """Kill every process of the job; the worker survives unless it runs the job itself."""
+        logger.debug("job %s passed its %g s deadline; killing it", self.id[:8], self.deadline)
         if self.worker.mode == "oneshot":
-            self.worker.kill()
+            self.worker.terminate()
             return
         # The parent kills the job itself as well as asking the worker, because a job that
         # forks in a loop can starve the worker of CPU time. Its pid cannot be reused yet:
         # the worker has not reaped it, since the job has not reported an end.
         job_pid = self.result.notes.get("pid")
-        if isinstance(job_pid, int):
+        if isinstance(job_pid, int) and job_pid in list_descendants(self.worker.pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(job_pid, signal.SIGKILL)
         try:
@@ -212,11 +221,15 @@ class _JobRun:
 
     def _on_control(self) -> None:
         message = self.worker.receive(0)
+        logger.debug("job %s: worker message %s", self.id[:8], message)
         if message is None:
-            self.ended = True
-            if self.worker.mode == "oneshot":
-                self.result.exit_code = self.worker.exit_code()
-            else:
+            if "pid" not in self.result.notes:
+                raise _WorkerUnavailable("the worker ended before it started the job")
+            # A oneshot job closes its copy of the socket when it starts; its end is the
+            # worker's exit, seen through the worker's pidfd.
+            self.control_open = False
+            if self.worker.mode != "oneshot":
+                self.ended = True
                 self.result.worker_died = True
             return
         if message.get("id") != self.id:

@@ -21,7 +21,7 @@ from lossmagic.exceptions import SandboxError
 from lossmagic.sandbox.isolation import kill_descendants
 from lossmagic.sandbox.worker import MESSAGE_BYTES
 
-__all__ = ["WorkerMode", "WorkerPool", "WorkerProcess"]
+__all__ = ["WorkerMode", "WorkerPool", "WorkerProcess", "find_tagged_processes"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,28 @@ def _worker_environment(device: str) -> dict[str, str]:
             else:
                 environment.pop(name, None)
     return environment
+
+
+def find_tagged_processes(tags: set[str]) -> list[int]:
+    """Return the pids whose command line carries one of the worker ``tags``.
+
+    Forked jobs keep their worker's command line, so this also finds a job process that
+    left the worker's process tree.
+    """
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                arguments = handle.read().split(b"\0")
+        except OSError:
+            continue
+        if b"--tag" in arguments:
+            tag = arguments[arguments.index(b"--tag") + 1 :][:1]
+            if tag and tag[0].decode("ascii", "replace") in tags:
+                found.append(int(entry))
+    return sorted(found)
 
 
 def _kill_tree(process: subprocess.Popen[bytes]) -> None:
@@ -100,6 +122,8 @@ class WorkerProcess:
         finally:
             worker_end.close()
         self.control = parent_end
+        # Readable once the worker has exited: how the parent sees a oneshot job end.
+        self.pidfd = os.pidfd_open(self.process.pid)
         self._finalizer = weakref.finalize(self, _kill_tree, self.process)
         logger.debug("started a %s sandbox worker, pid %d", mode, self.process.pid)
 
@@ -162,10 +186,17 @@ class WorkerProcess:
             return 128 - code
         return code
 
+    def terminate(self) -> None:
+        """Kill the worker and every process under it, keeping the control socket to read."""
+        self._finalizer()
+
     def kill(self) -> None:
-        """Kill the worker and every process under it."""
+        """Kill the worker and every process under it, and close the control socket."""
         self._finalizer()
         self.control.close()
+        if self.pidfd >= 0:
+            os.close(self.pidfd)
+            self.pidfd = -1
         self._stderr.close()
 
 
@@ -177,15 +208,34 @@ class WorkerPool:
     next job finds one ready.
     """
 
-    def __init__(self, device: str, mode: WorkerMode | None = None) -> None:
+    def __init__(
+        self, device: str, mode: WorkerMode | None = None, tags: set[str] | None = None
+    ) -> None:
         self.device = device
         self.mode: WorkerMode = mode or ("oneshot" if device.startswith("cuda") else "fork")
+        self.tags = tags if tags is not None else set()
         self._worker: WorkerProcess | None = None
 
     def start(self) -> None:
         """Start a worker if none is running, without waiting for it to be ready."""
         if self._worker is None or not self._worker.alive():
-            self._worker = WorkerProcess(self.mode, self.device)
+            if self._worker is not None:
+                logger.warning(
+                    "sandbox worker %d died (exit code %s); starting a new one",
+                    self._worker.pid,
+                    self._worker.process.returncode,
+                )
+                self._worker.kill()
+            self._worker = self._spawn()
+
+    def _spawn(self) -> WorkerProcess:
+        worker = WorkerProcess(self.mode, self.device)
+        self.tags.add(worker.tag)
+        return worker
+
+    def worker_pid(self) -> int | None:
+        """Return the pid of the current worker, or None when none is running."""
+        return self._worker.pid if self._worker is not None and self._worker.alive() else None
 
     def acquire(self) -> WorkerProcess:
         """Return a ready worker for the next job."""
@@ -196,7 +246,7 @@ class WorkerPool:
         worker.wait_ready()
         logger.debug("worker %d ready after %.2f s", worker.pid, time.perf_counter() - started)
         if self.mode == "oneshot":
-            self._worker = WorkerProcess(self.mode, self.device)
+            self._worker = self._spawn()
         return worker
 
     def release(self, worker: WorkerProcess, *, healthy: bool) -> None:

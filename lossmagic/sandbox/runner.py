@@ -26,7 +26,7 @@ from lossmagic.checks.base import CheckResult
 from lossmagic.exceptions import SandboxError
 from lossmagic.sandbox.jobs import JobResult, run_job_on
 from lossmagic.sandbox.limits import JobLimits
-from lossmagic.sandbox.pool import WorkerMode, WorkerPool
+from lossmagic.sandbox.pool import WorkerMode, WorkerPool, find_tagged_processes
 from lossmagic.sandbox.screen import screen_check
 
 __all__ = [
@@ -97,6 +97,7 @@ class Sandbox:
         self.worker_mode = worker_mode
         self._lock = threading.Lock()
         self._pools: dict[str, WorkerPool] = {}
+        self._tags: set[str] = set()
         self._closed = False
 
     def start(self, device: str = "cpu") -> None:
@@ -151,6 +152,16 @@ class Sandbox:
             shutil.rmtree(workdir, ignore_errors=True)
         return _report(result, nonce, deadline, time.perf_counter() - started)
 
+    def processes(self) -> list[int]:
+        """Return the pids of this sandbox's live processes: the workers first, then jobs.
+
+        Every worker this sandbox ever started counts, so a job process that escaped its
+        worker's process tree would show here too.
+        """
+        workers = [pid for pool in self._pools.values() if (pid := pool.worker_pid())]
+        others = [pid for pid in find_tagged_processes(self._tags) if pid not in workers]
+        return workers + others
+
     def restart(self) -> None:
         """Stop every worker; the next job starts fresh ones."""
         with self._lock:
@@ -171,7 +182,7 @@ class Sandbox:
 
     def _pool(self, device: str) -> WorkerPool:
         if device not in self._pools:
-            self._pools[device] = WorkerPool(device, self.worker_mode)
+            self._pools[device] = WorkerPool(device, self.worker_mode, self._tags)
         return self._pools[device]
 
     def _stop_pools(self) -> None:

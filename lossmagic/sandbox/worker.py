@@ -163,7 +163,7 @@ class _Worker:
         )
         if self.mode == "oneshot":
             message, fds = self._receive_job(self.control)
-            _send(self.control, {"id": message.get("id"), "started": os.getpid()})
+            _send(self.control, {"id": message.get("id"), "started": isolation.host_pid()})
             self._enter_job(message, fds)
         self._serve_forked_jobs()
 
