@@ -302,7 +302,10 @@ def _integer_values(
     else:
         high = item.bound
 
-    if variant in ("one_class", "zeros"):
+    if variant in ("one_class", "zeros") and item.dtype == "bool":
+        # A mask with nothing selected leaves nothing to average, so it gets all True.
+        values = torch.ones(shape, dtype=torch.int64)
+    elif variant in ("one_class", "zeros"):
         values = torch.zeros(shape, dtype=torch.int64)
     else:
         values = torch.randint(0, high, shape, generator=generator)

@@ -16,7 +16,7 @@ DISTILL = "student:float[N,C] teacher:float[N,C]"
 VAE = "recon:float[N,D] x:float[N,D] mu:float[N,Z] logvar:float[N,Z]"
 EMBED = "z1:float[N,D] z2:float[N,D]"
 
-HEADER = "import torch\nimport torch.nn.functional as F\n\n"
+HEADER = "import math\n\nimport torch\nimport torch.nn.functional as F\n\n"
 
 CORRECT: list[tuple[str, str, str, str]] = [
     (
@@ -327,10 +327,50 @@ def loss_fn(mean, targets, variance):
     return F.gaussian_nll_loss(mean, targets, variance)
 """,
     ),
+    (
+        "poisson_rate",
+        "rate:float[N]~positive counts:float[N]~positive",
+        "Poisson negative log-likelihood on rates",
+        """
+def loss_fn(rate, counts):
+    return F.poisson_nll_loss(rate, counts, log_input=False)
+""",
+    ),
+    (
+        "log_cosh",
+        "pred:float[N] target:float[N]",
+        "log-cosh loss",
+        """
+def loss_fn(pred, target):
+    x = pred - target
+    return (x + F.softplus(-2.0 * x) - math.log(2.0)).mean()
+""",
+    ),
 ]
 
 # (key, bug class, spec, task, source); the bug class names what is wrong.
 BUGGY: list[tuple[str, str, str, str, str]] = [
+    (
+        "log_cosh_sign",
+        "sign error",
+        "pred:float[N] target:float[N]",
+        "log-cosh loss",
+        """
+def loss_fn(pred, target):
+    x = pred - target
+    return (x + F.softplus(2.0 * x) - math.log(2.0)).mean()
+""",
+    ),
+    (
+        "poisson_sign",
+        "sign error",
+        "log_rate:float[N] counts:float[N]~positive",
+        "Poisson negative log-likelihood with log-rate inputs",
+        """
+def loss_fn(log_rate, counts):
+    return (torch.exp(log_rate) + counts * log_rate).mean()
+""",
+    ),
     (
         "bpr_sign",
         "sign error",

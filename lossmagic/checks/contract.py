@@ -261,7 +261,8 @@ def check_finite(calls: list[_Call]) -> CheckResult:
 def check_gradients(calls: list[_Call], spec: InputSpec, intent: Intent) -> CheckResult:
     """Check gradients: finite for every float input, non-zero for the predictions.
 
-    Predictions are the first float input and the inputs of a VAE prior. Targets may get
+    Predictions are the first float input that is no relation's target, and the inputs
+    of a VAE prior. Targets may get
     no gradient (labels used in comparisons, detached teacher logits) or an infinite one
     (the target's gradient of BCE at probabilities 0 and 1), because no training step
     uses it. The all-zeros trial is exempt from the finiteness test, because norms and
@@ -271,7 +272,8 @@ def check_gradients(calls: list[_Call], spec: InputSpec, intent: Intent) -> Chec
     float_names = [item.name for item in spec.items if item.is_float]
     if not float_names:
         return CheckResult("gradients", "skip", "the spec has no float inputs")
-    required = [float_names[0]]
+    predictions = [name for name in float_names if name not in intent.targets]
+    required = predictions[:1] or float_names[:1]
     for relation in intent.relations:
         if relation.kind == "prior":
             required.extend(n for n in relation.items if n not in required)

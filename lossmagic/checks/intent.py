@@ -115,6 +115,7 @@ _LABEL_ONE = re.compile(
     r"(similar|same|matching|positive|dissimilar|different|negative)",
     re.IGNORECASE,
 )
+_TARGET_WORDS = {"target", "targets", "label", "labels", "y", "gt", "truth", "true", "mask"}
 _MEAN_NAMES = ("mu", "mean", "z_mean", "mu_z", "means")
 _LOGVAR_NAMES = ("logvar", "log_var", "logvariance", "log_variance", "z_logvar", "logsigma2")
 
@@ -178,16 +179,24 @@ def _relations(spec: InputSpec, task: str) -> list[Relation]:
         for target in free[position + 1 :]:
             squeeze = _squeezed(prediction.dims) == _squeezed(target.dims)
             if target.name not in used and (prediction.dims == target.dims or squeeze):
+                pair = (prediction, target)
+                if _is_target(prediction) and not _is_target(target):
+                    pair = (target, prediction)
                 relations.append(
                     Relation(
                         "match",
-                        (prediction.name, target.name),
+                        (pair[0].name, pair[1].name),
                         squeeze=prediction.dims != target.dims,
                     )
                 )
                 used.update((prediction.name, target.name))
                 break
     return relations
+
+
+def _is_target(item: InputItem) -> bool:
+    """Return whether ``item`` looks like a target: a discrete domain or a target's name."""
+    return item.domain in ("binary", "sign") or bool(_words(item.name) & _TARGET_WORDS)
 
 
 def _prior(floats: list[InputItem]) -> Relation | None:
@@ -199,11 +208,14 @@ def _prior(floats: list[InputItem]) -> Relation | None:
 
 
 def _is_label(item: InputItem) -> bool:
-    """Return whether ``item`` is a per-sample label: one dimension of sign or 0/1 values."""
+    """Return whether ``item`` is a per-sample label: sign, 0/1 or [0, 1] values in one dim.
+
+    A [0, 1] label is a soft one, such as RankNet's probability that one item ranks first.
+    """
     if len(item.dims) != 1:
         return False
     if item.is_float:
-        return item.domain in ("sign", "binary")
+        return item.domain in ("sign", "binary", "unit")
     return item.dtype == "bool" or item.bound == 2
 
 
@@ -274,6 +286,10 @@ def _class_labels(spec: InputSpec, floats: list[InputItem], used: set[str]) -> l
         if not matches:
             continue
         prediction, class_dim = matches[0]
+        if class_dim is None and any(item.dims == prediction.dims for item, _ in matches[1:]):
+            # Two float inputs of one shape next to 0/1 values: a prediction, its float
+            # target and a mask, so the pair is matched below instead.
+            continue
         teachers = tuple(item.name for item, dim in matches[1:] if item.dims == prediction.dims)
         relations.append(
             Relation(

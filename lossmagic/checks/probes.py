@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 
 _BETTER_BATCH = 16
 _BETTER_SEEDS = 4
+_NEAR_STEP = 0.1
+"""Size of the random step off the target in the local-minimum test."""
 _TRAIN_BATCH = 64
 _TRAIN_STEPS = 80
 _TRAIN_LR = 0.05
@@ -172,7 +174,11 @@ def _relation_options(relation: Relation, trial: Trial, items: dict[str, InputIt
                 flips = [-1.0]
         for flip in flips:
             side = (sign * flip).reshape(-1, *([1] * (first.dim() - 1)))
-            if first.dim() == 1:
+            if first.dim() == 1 and items[names[2]].domain == "unit":
+                # The score difference whose sigmoid is the label's probability.
+                half = torch.logit(label.clamp(1e-4, 1 - 1e-4)) * flip / 2
+                options.append({names[0]: half, names[1]: -half})
+            elif first.dim() == 1:
                 options.append({names[0]: side * 3.0, names[1]: -side * 3.0})
             else:
                 options.append({names[1]: side * first})
@@ -255,8 +261,48 @@ def probe_better_is_lower(
             )
             return CheckResult("better_is_lower", "fail", message, evidence)
 
+        if _has_minimum_at_target(relation, items, intent):
+            lower = _lower_near_target(fn, relation, trials, items)
+            if lower is not None:
+                evidence[label]["near_target"] = lower
+                message = (
+                    f"moving {relation.items[0]} off its target lowers the loss from "
+                    f"{lower[0]:.6g} to {lower[1]:.6g}, so the loss has no minimum where "
+                    "the prediction equals the target; check the signs of its terms"
+                )
+                return CheckResult("better_is_lower", "fail", message, evidence)
+
     message = f"every relation scores below random ({random_mean:.4g})"
     return CheckResult("better_is_lower", "pass", message, evidence)
+
+
+def _has_minimum_at_target(relation: Relation, items: dict[str, InputItem], intent: Intent) -> bool:
+    """Return whether a prediction equal to its target must be a minimum of the loss.
+
+    That holds for per-sample regression and soft-label matches. Embedding matches
+    are excluded, because InfoNCE at equal pairs still gains from moving the pairs
+    apart from each other.
+    """
+    if relation.kind != "match" or not intent.per_sample:
+        return False
+    return items[relation.items[1]].domain in (None, "prob")
+
+
+def _lower_near_target(
+    fn: LossFunction, relation: Relation, trials: list[Trial], items: dict[str, InputItem]
+) -> tuple[float, float] | None:
+    """Return (value at the target, lower value nearby) if a small step lowers the loss."""
+    name = relation.items[0]
+    generator = torch.Generator().manual_seed(7)
+    for trial in trials[:2]:
+        at_target = {**trial, **_relation_options(relation, trial, items)[0]}
+        value = _value(fn, at_target)
+        step = torch.randn(at_target[name].shape, generator=generator) * _NEAR_STEP
+        for direction in (1.0, -1.0):
+            nearby = _value(fn, {**at_target, name: at_target[name] + direction * step})
+            if nearby < value - 1e-5 * abs(value) - 1e-6:
+                return value, nearby
+    return None
 
 
 # Trainability ------------------------------------------------------------------------
@@ -276,6 +322,8 @@ class _Problem:
     metric: str
     score: Callable[[torch.Tensor], float]
     threshold: float
+    positive: bool = False
+    """Whether the model outputs exp(raw), for a prediction that must be positive."""
 
 
 def _auc(scores: torch.Tensor, positive: torch.Tensor) -> float:
@@ -292,6 +340,13 @@ def _auc(scores: torch.Tensor, positive: torch.Tensor) -> float:
 
 def _accuracy(prediction: torch.Tensor, labels: torch.Tensor, class_dim: int) -> float:
     return float((prediction.argmax(class_dim) == labels).double().mean())
+
+
+def _log_correlation(prediction: torch.Tensor, target: torch.Tensor) -> float:
+    log_prediction = prediction.detach().double().clamp_min(1e-12).log()
+    a, b = log_prediction.flatten(), target.detach().double().flatten()
+    a, b = a - a.mean(), b - b.mean()
+    return float((a @ b) / (a.norm() * b.norm() + 1e-12))
 
 
 def _correlation(prediction: torch.Tensor, item: InputItem, target: torch.Tensor) -> float:
@@ -339,8 +394,6 @@ def _problem(intent: Intent, spec: InputSpec, seed: int) -> _Problem | None:
         if relation.kind in ("labels", "match"):
             target_name = relation.items[1]
             domain = "binary" if relation.kind == "labels" else items[target_name].domain
-            if domain == "positive":
-                continue
             features = torch.randn((*shape, _FEATURES), generator=generator)
             truth = features @ torch.randn(_FEATURES, generator=generator)
             target = {
@@ -348,6 +401,7 @@ def _problem(intent: Intent, spec: InputSpec, seed: int) -> _Problem | None:
                 "sign": torch.sign(truth),
                 "prob": torch.softmax(truth, dim=-1) if truth.dim() else truth,
                 "unit": torch.sigmoid(truth),
+                "positive": torch.exp(truth),
             }.get(domain or "", truth)
             inputs[target_name] = target.reshape(inputs[target_name].shape).to(
                 inputs[target_name].dtype
@@ -364,7 +418,20 @@ def _problem(intent: Intent, spec: InputSpec, seed: int) -> _Problem | None:
                     partial(_auc, positive=positive),
                     _MIN_AUC,
                 )
-            reference = truth if domain in ("prob", "unit") else target
+            if domain == "positive" and "log" not in prediction.name.lower():
+                # A rate or scale predicted directly: the model outputs exp(raw).
+                return _Problem(
+                    prediction,
+                    features,
+                    1,
+                    None,
+                    inputs,
+                    "correlation",
+                    partial(_log_correlation, target=truth),
+                    _MIN_CORRELATION,
+                    positive=True,
+                )
+            reference = truth if domain in ("prob", "unit", "positive") else target
             return _Problem(
                 prediction,
                 features,
@@ -397,6 +464,8 @@ def _predict(problem: _Problem, weight: torch.Tensor, bias: torch.Tensor) -> tor
             return torch.log_softmax(raw, dim=problem.class_dim)
         return raw
     raw = raw.squeeze(-1)
+    if problem.positive:
+        return torch.exp(raw.clamp(max=20.0))
     if problem.prediction.domain == "unit":
         return torch.sigmoid(raw)
     if problem.prediction.domain == "prob":
