@@ -1,43 +1,60 @@
 """Worked examples put into the generation prompt before the real task.
 
 Small models adapt a closely related example far more reliably than they write a loss
-from a description alone, so the prompt shows one solved task of the same family.
+from a description alone. The examples come from the catalog of standard losses: the
+one or two entries that the task describes best, rewritten for the requested function
+name and input names. A task that describes no standard loss well gets no example, so
+that it is not pushed towards a loss it did not ask for.
 """
 
 from __future__ import annotations
 
+import logging
+
+from lossmagic.catalog.adapt import example_body, map_inputs
+from lossmagic.catalog.retrieval import EXAMPLE_THRESHOLD, Match, search
 from lossmagic.prompts import WorkedExample
-from lossmagic.spec import InputSpec, parse_spec
+from lossmagic.spec import InputSpec
 
-__all__ = ["pick_examples"]
+__all__ = ["MAX_EXAMPLES", "example_for", "pick_examples"]
 
-_CLASSIFICATION = WorkedExample(
-    task="cross-entropy with label smoothing 0.1 for multi-class classification",
-    spec=parse_spec("logits:float[N,C] targets:long[N]<C"),
-    name="smoothed_cross_entropy",
-    body=(
-        "    log_probs = F.log_softmax(logits, dim=-1)\n"
-        "    true_class = log_probs.gather(1, targets.unsqueeze(1)).squeeze(1)\n"
-        "    uniform = log_probs.mean(dim=-1)\n"
-        "    return -(0.9 * true_class + 0.1 * uniform).mean()"
-    ),
-)
+logger = logging.getLogger(__name__)
 
-_REGRESSION = WorkedExample(
-    task="Huber loss with delta 1.0 for regression",
-    spec=parse_spec("predictions:float[N,D] targets:float[N,D]"),
-    name="huber_loss",
-    body=(
-        "    error = predictions - targets\n"
-        "    absolute = error.abs()\n"
-        "    quadratic = 0.5 * error ** 2\n"
-        "    linear = absolute - 0.5\n"
-        "    return torch.where(absolute <= 1.0, quadratic, linear).mean()"
-    ),
-)
+MAX_EXAMPLES = 2
+
+SECOND_EXAMPLE_GAP = 0.35
+"""A second example is shown only when it scores at most this far below the first."""
 
 
-def pick_examples(task: str, spec: InputSpec) -> tuple[WorkedExample, ...]:
-    """Pick the built-in example whose inputs look most like ``spec``."""
-    has_class_targets = any(not item.is_float and item.bound is not None for item in spec.items)
-    return (_CLASSIFICATION,) if has_class_targets else (_REGRESSION,)
+def example_for(match: Match, name: str, spec: InputSpec) -> WorkedExample:
+    """Return ``match``'s entry as a worked example for a function ``name`` taking ``spec``.
+
+    The example uses the requested inputs when they can fill the reference's roles, and
+    the entry's own input spec otherwise.
+    """
+    entry = match.entry
+    order = map_inputs(entry, spec)
+    if order is not None:
+        names = [spec.items[position].name for position in order]
+        body = example_body(entry, names, match.params)
+        if body is not None:
+            return WorkedExample(entry.task_text(match.params), spec, name, body)
+
+    own = entry.input_spec
+    body = example_body(entry, own.names, match.params)
+    assert body is not None, "a reference's own names never clash with its body"
+    return WorkedExample(entry.task_text(match.params), own, entry.key, body)
+
+
+def pick_examples(task: str, spec: InputSpec, name: str = "") -> tuple[WorkedExample, ...]:
+    """Return up to two worked examples for the catalog entries that ``task`` describes.
+
+    ``name`` is the requested function name; the examples use it so that the model sees
+    the exact contract it must fill. Returns an empty tuple when no entry scores at least
+    ``EXAMPLE_THRESHOLD``.
+    """
+    matches = [m for m in search(task, limit=MAX_EXAMPLES) if m.score >= EXAMPLE_THRESHOLD]
+    if len(matches) == MAX_EXAMPLES and matches[0].score - matches[1].score > SECOND_EXAMPLE_GAP:
+        matches = matches[:1]
+    logger.debug("worked examples for %r: %s", task, [m.to_dict() for m in matches])
+    return tuple(example_for(match, name or "loss_fn", spec) for match in matches)

