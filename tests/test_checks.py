@@ -224,3 +224,27 @@ def test_spec_from_namespace_errors() -> None:
         spec_from_namespace("x, y", namespace)
     with pytest.raises(InputSpecError, match=r"not a torch\.Tensor"):
         spec_from_namespace("x n", namespace)
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["triplet", "contrastive", "cosine_embedding", "margin_ranking", "bpr", "gan_discriminator"],
+)
+def test_pair_families_are_trained(key: str) -> None:
+    _, spec, task, source = next(c for c in CORRECT if c[0] == key)
+    trainable = next(r for r in run_checks(source, spec, task) if r.name == "trainable")
+    assert trainable.verdict == "pass"
+    assert trainable.evidence["curve"][-1]["loss"] < trainable.evidence["curve"][0]["loss"]
+
+
+def test_triplet_sign_error_fails_training() -> None:
+    source = (
+        "\ndef loss_fn(anchor, positive, negative):\n"
+        "    d_pos = F.pairwise_distance(anchor, positive)\n"
+        "    d_neg = F.pairwise_distance(anchor, negative)\n"
+        "    return F.relu(d_neg - d_pos + 1.0).mean()\n"
+    )
+    spec = "anchor:float[N,D] positive:float[N,D] negative:float[N,D]"
+    trainable = next(r for r in run_checks(source, spec, "triplet") if r.name == "trainable")
+    assert trainable.failed
+    assert trainable.evidence["metric"] == "triplet accuracy"
