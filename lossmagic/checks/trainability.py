@@ -1,9 +1,9 @@
 """The trainability probe: a small model trained with the loss must learn its problem.
 
 The probe builds a synthetic problem of the family that the spec implies, with inputs of
-the spec's shapes: linear classes for class labels, a linear signal for regression and
-binary targets, clusters with nuisance dimensions for embeddings, and hidden scores for
-rankings. A linear model (one weight matrix shared by every input it produces) is
+the spec's shapes. Class labels come from linear classes, regression and binary targets
+from a linear signal, embeddings from clusters hidden under nuisance dimensions, and
+rankings from hidden scores. A linear model (one weight matrix shared by every input it produces) is
 trained for a fixed number of Adam steps with the loss, and the family's metric must
 end clearly beyond chance. The curve of loss and metric is kept as evidence.
 """
@@ -131,7 +131,7 @@ def _triplet_accuracy(predicted: Predictions, names: tuple[str, ...]) -> float:
 
 
 def _pair_auc(predicted: Predictions, names: tuple[str, str], same: torch.Tensor) -> float:
-    """Return how well distance or cosine similarity of the pair tells same-class pairs."""
+    """Return the AUC of distance or cosine similarity for separating same-class pairs."""
     first, second = (predicted[n].detach() for n in names)
     by_distance = _auc(-(first - second).norm(dim=-1), same)
     by_cosine = _auc(torch.cosine_similarity(first, second, dim=-1), same)
