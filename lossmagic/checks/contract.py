@@ -322,7 +322,11 @@ def check_gradients(calls: list[_Call], spec: InputSpec, intent: Intent) -> Chec
 def check_no_in_place(
     fn: LossFunction, spec: InputSpec, sizes: dict[str, int], seed: int
 ) -> CheckResult:
-    """Check that the loss leaves its inputs' values and version counters unchanged."""
+    """Check that the loss leaves its inputs' values and version counters unchanged.
+
+    NOTE: when the sandbox runs the loss on CUDA it passes copies of these inputs, so
+    writes into them are not seen there.
+    """
     inputs = {n: t.detach() for n, t in make_trial(spec, sizes, seed).items()}
     before = {n: (t.clone(), t._version) for n, t in inputs.items()}
     try:
@@ -443,6 +447,8 @@ def check_device(
     fn: LossFunction, spec: InputSpec, sizes: dict[str, int], seed: int
 ) -> CheckResult:
     """Check the loss on CUDA, plain and under bf16 autocast, against its CPU value."""
+    # NOTE: written against the documented CUDA and autocast APIs, but not yet run on a
+    # GPU; the tolerances _CUDA_RTOL and _CUDA_ATOL are guesses.
     if not torch.cuda.is_available():
         return CheckResult("device", "skip", "CUDA is not available in this process")
 
