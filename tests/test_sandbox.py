@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import signal
 import time
 
 import pytest
+import torch
 
 from lossmagic.errors import classify
-from lossmagic.exceptions import SandboxError
+from lossmagic.exceptions import LossMagicError, SandboxError
+from lossmagic.inject import compile_validated
+from lossmagic.records import source_hash
 from lossmagic.sandbox import JobLimits, Sandbox, screen_check, screen_source
 from lossmagic.sandbox.isolation import list_descendants
 
@@ -188,3 +192,32 @@ def test_screen_allows_ordinary_losses() -> None:
 
     assert screen_source(source) == []
     assert screen_check(source) is None
+
+
+def test_injection_defines_exact_validated_source() -> None:
+    loss_fn = compile_validated(MSE, source_hash(MSE), "loss_fn")
+
+    assert inspect.getsource(loss_fn) == MSE.split("\n\n\n", 1)[1]
+    assert float(loss_fn(torch.ones(2, 1), torch.zeros(2, 1))) == 1.0
+
+
+def test_injection_rejects_changed_source() -> None:
+    changed = MSE.replace("** 2", "** 3")
+
+    with pytest.raises(LossMagicError, match="differs from the validated hash"):
+        compile_validated(changed, source_hash(MSE), "loss_fn")
+
+
+def test_fallback_without_namespaces(caplog: pytest.LogCaptureFixture) -> None:
+    looping = "def loss_fn(predictions, targets):\n    while True:\n        pass\n"
+    with Sandbox(timeout=1.5, namespaces=False) as box:
+        passing = box.validate(MSE, "loss_fn", SPEC, options=CONTRACT_ONLY)
+        timed_out = box.validate(looping, "loss_fn", SPEC)
+        after = box.validate(MSE, "loss_fn", SPEC, options=CONTRACT_ONLY)
+        processes = box.processes()
+
+    assert passing.passed
+    assert timed_out.outcome == "timeout"
+    assert after.passed
+    assert len(processes) == 2
+    assert "namespaces are turned off" in caplog.text

@@ -86,7 +86,7 @@ def _kill_tree(process: subprocess.Popen[bytes]) -> None:
 class WorkerProcess:
     """One spawned worker and the parent's end of its control socket."""
 
-    def __init__(self, mode: WorkerMode, device: str) -> None:
+    def __init__(self, mode: WorkerMode, device: str, *, namespaces: bool = True) -> None:
         self.mode = mode
         self.device = device
         self.info: dict[str, Any] = {}
@@ -108,6 +108,8 @@ class WorkerProcess:
             "--tag",
             self.tag,
         ]
+        if not namespaces:
+            command.append("--no-namespaces")
         try:
             self.process = subprocess.Popen(
                 command,
@@ -209,9 +211,15 @@ class WorkerPool:
     """
 
     def __init__(
-        self, device: str, mode: WorkerMode | None = None, tags: set[str] | None = None
+        self,
+        device: str,
+        mode: WorkerMode | None = None,
+        tags: set[str] | None = None,
+        *,
+        namespaces: bool = True,
     ) -> None:
         self.device = device
+        self.namespaces = namespaces
         self.mode: WorkerMode = mode or ("oneshot" if device.startswith("cuda") else "fork")
         self.tags = tags if tags is not None else set()
         self._worker: WorkerProcess | None = None
@@ -229,7 +237,7 @@ class WorkerPool:
             self._worker = self._spawn()
 
     def _spawn(self) -> WorkerProcess:
-        worker = WorkerProcess(self.mode, self.device)
+        worker = WorkerProcess(self.mode, self.device, namespaces=self.namespaces)
         self.tags.add(worker.tag)
         return worker
 

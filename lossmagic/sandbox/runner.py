@@ -75,8 +75,10 @@ class Sandbox:
     ``timeout`` is the wall-clock deadline of one job in seconds, ``limits`` the resource
     budget of each job and ``screen`` whether the static screen runs before dispatch.
     By default CPU jobs fork from one warm worker (``worker_mode="fork"``), and CUDA jobs
-    each get a freshly spawned worker with one spare kept started (``"oneshot"``). Safe
-    to call from several threads; jobs run one at a time.
+    each get a freshly spawned worker with one spare kept started (``"oneshot"``).
+    ``namespaces=False`` runs jobs without Linux namespaces, as on kernels that refuse
+    them, which tests of that fallback use. Safe to call from several threads; jobs run
+    one at a time.
     """
 
     def __init__(
@@ -86,6 +88,7 @@ class Sandbox:
         limits: JobLimits | None = None,
         screen: bool = True,
         worker_mode: WorkerMode | None = None,
+        namespaces: bool = True,
     ) -> None:
         if timeout <= 0:
             raise ValueError(
@@ -95,6 +98,7 @@ class Sandbox:
         self.limits = limits or JobLimits(cpu_seconds=int(timeout) + 5)
         self.screen = screen
         self.worker_mode = worker_mode
+        self.namespaces = namespaces
         self._lock = threading.Lock()
         self._pools: dict[str, WorkerPool] = {}
         self._tags: set[str] = set()
@@ -182,7 +186,9 @@ class Sandbox:
 
     def _pool(self, device: str) -> WorkerPool:
         if device not in self._pools:
-            self._pools[device] = WorkerPool(device, self.worker_mode, self._tags)
+            self._pools[device] = WorkerPool(
+                device, self.worker_mode, self._tags, namespaces=self.namespaces
+            )
         return self._pools[device]
 
     def _stop_pools(self) -> None:

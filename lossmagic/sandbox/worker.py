@@ -90,9 +90,12 @@ class _Worker:
         self.jobs: dict[int, _Job] = {}
         self.spare: _Spare
 
-    def prepare(self) -> None:
+    def prepare(self, namespaces: bool) -> None:
         """Enter the namespaces, then import what every job needs."""
-        isolation.enter_user_namespace(self.state)
+        if namespaces:
+            isolation.enter_user_namespace(self.state)
+        else:
+            self.state.missing.append("namespaces are turned off")
         self.state.landlock_abi = isolation.landlock_abi()
         if not self.state.landlock_abi:
             self.state.missing.append(
@@ -101,7 +104,9 @@ class _Worker:
             )
         self.readable = isolation.default_readable_paths()
 
-        if self.mode == "oneshot":
+        if not namespaces:
+            isolation.set_subreaper()
+        elif self.mode == "oneshot":
             self._enter_own_pid_namespace()
         else:
             isolation.set_subreaper()
@@ -122,7 +127,7 @@ class _Worker:
         # Imported here, after the namespaces, because unshare needs a single thread.
         import torch
 
-        import lossmagic.checks.runner  # noqa: F401 - warm the import for every job
+        import lossmagic.sandbox.child  # noqa: F401 - warm the imports of every job
 
         torch.set_num_threads(1)
         if self.device.startswith("cuda"):
@@ -268,9 +273,9 @@ class _Worker:
 
     def _fork_spare(self) -> _Spare:
         worker_end, job_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        try:
+        if self.state.pid_namespace:
             pid, pidfd = isolation.clone_into_pid_namespace()
-        except OSError:
+        else:
             pid = os.fork()
             pidfd = os.pidfd_open(pid) if pid else -1
         if pid == 0:
@@ -343,12 +348,15 @@ def main() -> None:
     parser.add_argument("--mode", choices=("fork", "oneshot"), default="fork")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--tag", default="", help="marks this worker's processes in ps output")
+    parser.add_argument(
+        "--no-namespaces", action="store_true", help="run jobs without Linux namespaces"
+    )
     args = parser.parse_args()
 
     control = socket.socket(fileno=args.control)
     worker = _Worker(control, args.mode, args.device)
     try:
-        worker.prepare()
+        worker.prepare(namespaces=not args.no_namespaces)
         worker.serve()
     except OSError as exc:
         if exc.errno != errno.EPIPE:
