@@ -248,3 +248,27 @@ def test_triplet_sign_error_fails_training() -> None:
     trainable = next(r for r in run_checks(source, spec, "triplet") if r.name == "trainable")
     assert trainable.failed
     assert trainable.evidence["metric"] == "triplet accuracy"
+
+
+def test_teacher_first_may_be_detached() -> None:
+    source = (
+        "\ndef loss_fn(teacher_logits, student_logits, T=2.0):\n"
+        "    q = F.softmax(teacher_logits.detach() / T, dim=-1)\n"
+        "    log_p = F.log_softmax(student_logits / T, dim=-1)\n"
+        '    return F.kl_div(log_p, q, reduction="batchmean") * T * T\n'
+    )
+    spec = "teacher_logits:float[N,C] student_logits:float[N,C]"
+    results = run_checks(source, spec, "distillation")
+    assert [r.name for r in results if r.failed] == []
+
+
+def test_hard_example_mining_may_depend_on_batch() -> None:
+    source = (
+        "\ndef loss_fn(logits, targets):\n"
+        '    losses = F.cross_entropy(logits, targets, reduction="none")\n'
+        "    return losses.topk(min(2, losses.numel())).values.mean()\n"
+    )
+    spec = "logits:float[N,C] targets:long[N]<C"
+    assert "reduction" in [r.name for r in run_checks(source, spec, "cross-entropy") if r.failed]
+    task = "cross-entropy with OHEM over the 2 hardest samples"
+    assert [r.name for r in run_checks(source, spec, task) if r.failed] == []

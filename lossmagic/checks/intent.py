@@ -103,7 +103,8 @@ _BATCH_MEAN = re.compile(
 )
 _BATCH_WORDS = re.compile(
     r"in-batch|infonce|info nce|nt-?xent|simclr|clip|batch[- ]hard|hard negative|batch[- ]all"
-    r"|barlow|vicreg|correlation|listwise|softmax over the batch|across the batch|batch statistics",
+    r"|barlow|vicreg|correlation|listwise|softmax over the batch|across the batch|batch statistics"
+    r"|ohem|hard example|hardest|top-?k\b",
     re.IGNORECASE,
 )
 _HIGHER_WORDS = {"pos", "positive", "real", "chosen", "preferred", "win", "winner", "good"}
@@ -115,7 +116,20 @@ _LABEL_ONE = re.compile(
     r"(similar|same|matching|positive|dissimilar|different|negative)",
     re.IGNORECASE,
 )
-_TARGET_WORDS = {"target", "targets", "label", "labels", "y", "gt", "truth", "true", "mask"}
+_TARGET_WORDS = {
+    "target",
+    "targets",
+    "label",
+    "labels",
+    "y",
+    "gt",
+    "truth",
+    "true",
+    "mask",
+    "teacher",
+    "reference",
+    "ref",
+}
 _MEAN_NAMES = ("mu", "mean", "z_mean", "mu_z", "means")
 _LOGVAR_NAMES = ("logvar", "log_var", "logvariance", "log_variance", "z_logvar", "logsigma2")
 
