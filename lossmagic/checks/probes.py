@@ -2,9 +2,11 @@
 
 ``better_is_lower`` compares the loss at target-consistent inputs (logits peaked on the
 true class, predictions equal to targets, matching embeddings equal, a VAE posterior at
-the prior) with the loss at random predictions over the same targets. ``trainable``
-fits a small linear model with the loss, on a synthetic problem of the family that the
-spec implies, and requires that family's metric to end clearly beyond chance. Both
+the prior) with the loss at random predictions over the same targets. For per-sample
+regression it also requires the target to be a local minimum. ``trainable`` (in
+``lossmagic.checks.trainability``) fits a small linear model with the loss, on a
+synthetic problem of the family that the spec implies, and requires that family's
+metric to end clearly beyond chance. Both
 read the relations from ``lossmagic.checks.intent`` and skip, with the reason, when the
 spec has none they can use.
 """
