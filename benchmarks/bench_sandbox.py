@@ -6,10 +6,10 @@ Run from the repository root::
 
 Both paths run the same job, the contract checks without the semantic probes, on the
 same candidates. The warm path is ``Sandbox.validate`` with its worker already started,
-so each job forks from the worker into its namespaces and limits. It is timed twice:
-back to back, where each job competes for the CPU with the exit of the previous job and
-the fork of the next spare, and paced with ``--pause`` seconds between validations, as
-when the model writes the next candidate in between. The cold path starts
+so each job forks from the worker into its namespaces and limits. It is timed twice.
+Back to back, each job competes for the CPU with the exit of the previous job and the
+fork of the next spare. Paced, ``--pause`` seconds pass between validations, as when the
+model writes the next candidate in between. The cold path starts
 ``python -c`` per job, which imports PyTorch and lossmagic before it checks anything.
 The script prints the median seconds per validation on each path and their ratio, all
 measured in this one run, along with the checks that ran: other modules add checks, so

@@ -4,7 +4,7 @@ Three layers, each used where the kernel allows it:
 
 - a user namespace with a network namespace of its own, entered once by the worker, so
   jobs have no network interface except a loopback that is down;
-- a fresh PID namespace per job (``clone3`` with ``CLONE_NEWPID``), so a job sees only
+- a fresh PID namespace per job (``clone3`` with ``CLONE_NEWPID``), so a job can signal only
   its own processes and killing its first process kills every process it started,
   including ones that called ``setsid``;
 - Landlock, which limits each job to reading the Python installation and writing its own
@@ -175,7 +175,7 @@ def clone_into_pid_namespace() -> tuple[int, int]:
 
 
 def host_pid() -> int:
-    """Return this process's pid as the outermost PID namespace of ``/proc`` sees it."""
+    """Return this process's pid in the PID namespace of ``/proc``, the outermost one."""
     with open("/proc/self/status", encoding="ascii") as status:
         for line in status:
             if line.startswith("NSpid:"):

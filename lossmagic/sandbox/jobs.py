@@ -38,7 +38,7 @@ _CHUNK = 65536
 
 @dataclass
 class JobResult:
-    """What the parent observed of one job, before it is judged."""
+    """The parent's observations of one job, before it is judged."""
 
     records: list[dict[str, Any]] = field(default_factory=list)
     output: bytes = b""
@@ -124,6 +124,11 @@ class _JobRun:
         self.job_write: int | None = job_write
         try:
             self._loop(record_read, output_read)
+        except BaseException:
+            # An interrupt in the parent (Ctrl-C in a notebook) must not leave the job running.
+            if not self.ended:
+                self._kill_job()
+            raise
         finally:
             for fd in [*self.open_fds, *([self.job_write] if self.job_write is not None else [])]:
                 os.close(fd)

@@ -18,13 +18,14 @@ _MIB = 1024 * 1024
 
 @dataclass(frozen=True)
 class JobLimits:
-    """Budgets of one job. ``None`` leaves the inherited limit as it is.
+    """Budgets of one job. ``None`` leaves the inherited limit as it is, except for
+    ``cpu_seconds``, where the sandbox uses the job's deadline plus 5 seconds.
 
     ``memory_bytes`` is added to the address space that the forking worker already
     maps (PyTorch maps several hundred MiB), so it is the room the job has for its own data.
     """
 
-    cpu_seconds: int | None = 60
+    cpu_seconds: int | None = None
     memory_bytes: int | None = 2048 * _MIB
     file_bytes: int | None = 64 * _MIB
     open_files: int | None = 256

@@ -1,4 +1,4 @@
-"""Worker processes as the parent sees them: start, health, replacement and shutdown."""
+"""Worker processes from the parent's side: start, health, replacement and shutdown."""
 
 from __future__ import annotations
 
@@ -124,7 +124,8 @@ class WorkerProcess:
         finally:
             worker_end.close()
         self.control = parent_end
-        # Readable once the worker has exited: how the parent sees a oneshot job end.
+        # Readable once the worker has exited, which is how the parent detects the end of a
+        # oneshot job.
         self.pidfd = os.pidfd_open(self.process.pid)
         self._finalizer = weakref.finalize(self, _kill_tree, self.process)
         logger.debug("started a %s sandbox worker, pid %d", mode, self.process.pid)
@@ -151,6 +152,13 @@ class WorkerProcess:
             raise SandboxError(f"{problem} (exit code {self.process.returncode}): {detail}")
 
         self.info = message
+        logger.debug(
+            "sandbox worker %d ready: network namespace %s, PID namespace %s, Landlock ABI %s",
+            self.pid,
+            message.get("network_namespace"),
+            message.get("pid_namespace"),
+            message.get("landlock_abi"),
+        )
         description = str(message.get("isolation", ""))
         if description and description not in _logged_isolation:
             _logged_isolation.add(description)

@@ -1,7 +1,7 @@
 """The parent side of the sandbox: send validation jobs to a warm worker and judge them.
 
 The parent owns the verdict. It takes check results only from records on the job's
-private pipe that carry the job's nonce, enforces the wall-clock deadline, kills every
+private pipe that carry the job's nonce. It enforces the wall-clock deadline, kills every
 process of a job that overruns it, caps the output it keeps, and replaces a worker that
 died. Exit codes and printed text can fail a job but never pass it.
 
@@ -12,7 +12,10 @@ validate across runs, such as a notebook.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
+import re
 import secrets
 import shutil
 import signal
@@ -23,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from lossmagic.checks.base import CheckResult
-from lossmagic.exceptions import SandboxError
+from lossmagic.exceptions import ConfigurationError, SandboxError
 from lossmagic.sandbox.jobs import JobResult, run_job_on
 from lossmagic.sandbox.limits import JobLimits
 from lossmagic.sandbox.pool import WorkerMode, WorkerPool, find_tagged_processes
@@ -49,7 +52,7 @@ _ALLOCATION_FAILURES = ("can't allocate memory", "out of memory", "not enough me
 
 @dataclass
 class SandboxReport:
-    """What one validation job produced."""
+    """The outcome of one validation job: its check results, how it ended and its output."""
 
     checks: list[CheckResult]
     outcome: Outcome
@@ -95,7 +98,7 @@ class Sandbox:
                 f"invalid sandbox timeout {timeout!r}: use a positive number of seconds"
             )
         self.timeout = timeout
-        self.limits = limits or JobLimits(cpu_seconds=int(timeout) + 5)
+        self.limits = limits or JobLimits()
         self.screen = screen
         self.worker_mode = worker_mode
         self.namespaces = namespaces
@@ -126,6 +129,12 @@ class Sandbox:
         is where the candidate runs: ``cpu`` or a CUDA device such as ``cuda:0``.
         ``timeout`` overrides the sandbox's deadline for this job.
         """
+        if self._closed:
+            raise SandboxError("this sandbox is closed; create a new one or call restart()")
+        if device != "cpu" and not re.fullmatch(r"cuda(:\d+)?", device):
+            raise ConfigurationError(
+                f"invalid sandbox device {device!r}.", "Use cpu, cuda or cuda:N."
+            )
         started = time.perf_counter()
         if self.screen:
             rejected = screen_check(source)
@@ -144,6 +153,9 @@ class Sandbox:
             "device": device,
         }
         deadline = self.timeout if timeout is None else timeout
+        limits = self.limits
+        if limits.cpu_seconds is None:
+            limits = dataclasses.replace(limits, cpu_seconds=math.ceil(deadline) + 5)
 
         workdir = tempfile.mkdtemp(prefix="lossmagic-job-")
         try:
@@ -151,7 +163,7 @@ class Sandbox:
                 if self._closed:
                     raise SandboxError("this sandbox is closed; create a new one or call restart()")
                 pool = self._pool(device)
-                result = run_job_on(pool, job, workdir, self.limits, deadline)
+                result = run_job_on(pool, job, workdir, limits, deadline)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         return _report(result, nonce, deadline, time.perf_counter() - started)

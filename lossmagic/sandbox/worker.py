@@ -3,7 +3,7 @@
 Run as ``python -m lossmagic.sandbox.worker --control FD``. The parent sends jobs over the
 Unix ``SOCK_SEQPACKET`` socket FD, each with three file descriptors: the read end of the
 job's input pipe, the write end of its record pipe and the write end of its output pipe.
-The worker answers with JSON messages: ``ready`` once, then ``started`` and ``ended`` for
+The worker replies with JSON messages: ``ready`` once, then ``started`` and ``ended`` for
 each job.
 
 Two modes:
@@ -131,7 +131,8 @@ class _Worker:
 
         torch.set_num_threads(1)
         if self.device.startswith("cuda"):
-            # NOTE: the CUDA path has not run on a GPU; CPU tests cover the oneshot mode only.
+            # NOTE: the CUDA path (this call, the NVIDIA device rules in Landlock and the device
+            # wrapper in child.py) has not run on a GPU; CPU tests cover the oneshot mode only.
             torch.cuda.init()  # type: ignore[no-untyped-call]
 
     def _enter_own_pid_namespace(self) -> None:
@@ -194,7 +195,7 @@ class _Worker:
 
         Forking ahead keeps the fork off the time of a validation. Several jobs may be alive
         at once while finished ones exit; without PID namespaces the parent waits for each
-        job to end before it sends the next, so a job's leftovers can be told apart.
+        job to end before it sends the next, so the leftovers of each job can be identified.
         """
         self.spare = self._fork_spare()
         while True:
