@@ -351,6 +351,28 @@ def loss_fn(pred, target):
 # (key, bug class, spec, task, source); the bug class names what is wrong.
 BUGGY: list[tuple[str, str, str, str, str]] = [
     (
+        "distill_softmax_dim0",
+        "softmax on the wrong dim",
+        DISTILL,
+        "KL distillation with temperature 4",
+        """
+def loss_fn(student, teacher, T=4.0):
+    log_p = F.log_softmax(student / T, dim=0)
+    q = F.softmax(teacher / T, dim=0)
+    return F.kl_div(log_p, q, reduction="batchmean") * T * T
+""",
+    ),
+    (
+        "mse_squeeze_broadcast",
+        "(N,1) vs (N,) broadcasting",
+        REGRESS,
+        "mean squared error",
+        """
+def loss_fn(pred, target):
+    return ((pred.squeeze() - target) ** 2).mean()
+""",
+    ),
+    (
         "log_cosh_sign",
         "sign error",
         "pred:float[N] target:float[N]",

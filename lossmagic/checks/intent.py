@@ -101,6 +101,9 @@ _SUM = re.compile(
 _BATCH_MEAN = re.compile(
     r"(?:mean|average|averaged) (?:over|across) (?:the )?batch|batch ?mean", re.IGNORECASE
 )
+_DISTILLATION = re.compile(
+    r"distill|kl[- ]div|kullback|soft[- ]?labels?\b|soft targets?\b", re.IGNORECASE
+)
 _BATCH_WORDS = re.compile(
     r"in-batch|infonce|info nce|nt-?xent|simclr|clip|batch[- ]hard|hard negative|batch[- ]all"
     r"|barlow|vicreg|correlation|listwise|softmax over the batch|across the batch|batch statistics"
@@ -151,7 +154,7 @@ def infer_intent(spec: InputSpec, task: str = "") -> Intent:
     family = _family(spec, relations)
     reduction = reduction_from_task(task)
     sum_allowed = reduction == "sum" or family == "vae"
-    per_sample = _is_per_sample(spec, relations, family) and not _BATCH_WORDS.search(task)
+    per_sample = _is_per_sample(spec, relations, family, task) and not _BATCH_WORDS.search(task)
     return Intent(
         family=family,
         relations=tuple(relations),
@@ -358,13 +361,14 @@ def _family(spec: InputSpec, relations: list[Relation]) -> Family:
     return "unknown"
 
 
-def _is_per_sample(spec: InputSpec, relations: list[Relation], family: Family) -> bool:
+def _is_per_sample(spec: InputSpec, relations: list[Relation], family: Family, task: str) -> bool:
     """Return whether the loss must be a mean of per-sample terms.
 
     That holds for a prediction with one value per sample and class (N, C), (N) or
-    (N, 1). Spatial predictions may be scored by batch-level ratios with smoothing
-    terms (Dice, Jaccard), and (N, D) matches may be in-batch contrastive losses, so
-    both may change a little when the batch is repeated.
+    (N, 1), and for distillation between (N, C) logits. Spatial predictions may be
+    scored by batch-level ratios with smoothing terms (Dice, Jaccard), and other (N, D)
+    matches may be in-batch contrastive losses, so both may change a little when the
+    batch is repeated.
     """
     if family not in ("classification", "binary", "regression"):
         return False
@@ -374,7 +378,9 @@ def _is_per_sample(spec: InputSpec, relations: list[Relation], family: Family) -
         prediction = _item(spec, relation.items[0])
         target = _item(spec, relation.items[1])
         per_class = relation.kind == "labels" and relation.class_dim is not None
-        allowed = 2 if per_class or target.domain == "prob" else 1
+        names = _words(prediction.name) | _words(target.name)
+        distillation = bool(names & {"student", "teacher"} or _DISTILLATION.search(task))
+        allowed = 2 if per_class or distillation or target.domain == "prob" else 1
         return len(_squeezed(prediction.dims)) <= allowed
     return False
 
