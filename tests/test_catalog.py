@@ -179,3 +179,14 @@ def test_map_inputs_rejects_unfit_specs() -> None:
     assert map_inputs(get_entry("focal"), parse_spec("a:float[N,C] b:float[N,C]")) is None
     assert map_inputs(get_entry("mse"), parse_spec("a:float[N,1] b:float[N]")) is None
     assert map_inputs(get_entry("triplet"), parse_spec("a:float[N,D] b:float[N,D]")) is None
+
+
+def test_example_body_renames_clashing_locals() -> None:
+    body = example_body(get_entry("distillation"), ["student", "teacher"])
+    assert body is not None
+    assert "teacher_term = torch.log_softmax(teacher / temperature" in body
+    focal = example_body(get_entry("focal"), ["gamma", "alpha"], {"gamma": 3.0})
+    assert focal is not None
+    assert "gamma_term = 3.0" in focal
+    assert "torch.log_softmax(gamma, dim=-1)" in focal
+    assert example_body(get_entry("cross_entropy"), ["torch", "y"]) is None

@@ -127,13 +127,24 @@ def map_inputs(entry: CatalogEntry, spec: InputSpec) -> tuple[int, ...] | None:
     return best
 
 
+_MODULES = frozenset({"torch", "F", "math"})
+
+
+def _fresh_name(base: str, taken: set[str]) -> str:
+    name, number = base, 2
+    while name in taken:
+        name, number = f"{base}{number}", number + 1
+    return name
+
+
 def example_body(
     entry: CatalogEntry, names: list[str], params: dict[str, float] | None = None
 ) -> str | None:
     """Return the reference's body for inputs called ``names``, parameters set as constants.
 
-    ``names`` gives the new name of each reference input in order. Returns None when a new
-    name would collide with a name the body already uses.
+    ``names`` gives the new name of each reference input in order. A local variable of
+    the body that has one of the new names is renamed. Returns None when a new name is
+    one of the modules the body uses (``torch``, ``F``, ``math``).
     """
     source = textwrap.dedent(inspect.getsource(entry.reference))
     function = ast.parse(source).body[0]
@@ -146,15 +157,17 @@ def example_body(
     arguments = [a.arg for a in function.args.args]
     renames = dict(zip(arguments[: len(names)], names, strict=True))
     used = {node.id for node in ast.walk(function) if isinstance(node, ast.Name)}
-    clashes = (set(names) & used) - set(arguments)
-    if clashes:
+    if set(names) & _MODULES & used:
         return None
+    for clash in sorted((set(names) & used) - set(arguments[: len(names)])):
+        renames[clash] = _fresh_name(f"{clash}_term", used | set(names))
 
     for node in ast.walk(ast.Module(body=body, type_ignores=[])):
         if isinstance(node, ast.Name) and node.id in renames:
             node.id = renames[node.id]
 
     values = {**entry.defaults, **(params or {})}
-    lines = [f"{name} = {values[name]!r}" for name in arguments[len(names) :] if name in values]
+    parameters = [name for name in arguments[len(names) :] if name in values]
+    lines = [f"{renames.get(name, name)} = {values[name]!r}" for name in parameters]
     lines += [ast.unparse(statement) for statement in body]
     return textwrap.indent("\n".join(lines), "    ")

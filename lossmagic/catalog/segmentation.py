@@ -21,8 +21,6 @@ def dice(logits: torch.Tensor, masks: torch.Tensor, smooth: float = 1.0) -> torc
     return (1.0 - (2.0 * intersection + smooth) / (total + smooth)).mean()
 
 
-
-
 def jaccard(logits: torch.Tensor, masks: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
     """Soft Jaccard (IoU) loss 1 - (|P * M| + s) / (|P| + |M| - |P * M| + s), per image.
 
@@ -34,8 +32,6 @@ def jaccard(logits: torch.Tensor, masks: torch.Tensor, smooth: float = 1.0) -> t
     intersection = (probs * target).sum(dim=1)
     union = probs.sum(dim=1) + target.sum(dim=1) - intersection
     return (1.0 - (intersection + smooth) / (union + smooth)).mean()
-
-
 
 
 def tversky(
@@ -57,8 +53,6 @@ def tversky(
     false_neg = ((1.0 - probs) * target).sum(dim=1)
     index = (true_pos + smooth) / (true_pos + alpha * false_pos + beta * false_neg + smooth)
     return (1.0 - index).mean()
-
-
 
 
 def _over_whole_batch(reference: Reference) -> Reference:
