@@ -26,6 +26,8 @@ def read_parameters(task: str, entry: CatalogEntry) -> dict[str, float]:
     A value counts when one of the parameter's phrases stands right before it ("gamma 2",
     "temperature of 4", "margin=0.5") or right after it ("0.1 label smoothing").
     """
+    # NOTE: a value stated in other words ("divide the logits by 4" for a temperature) is
+    # missed, so the default is used and a correct candidate may be reported as disagreeing.
     text = task.lower()
     values: dict[str, float] = {}
     for parameter in entry.parameters:
