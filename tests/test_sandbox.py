@@ -168,6 +168,9 @@ def test_oneshot_worker_runs_each_job_in_fresh_process() -> None:
         ("x = getattr(1, name)\n", "literal attribute name"),
         ("x = loader(num_workers=2)\n", "num_workers"),
         ("from . import sibling\n", "relative imports"),
+        ("import torch\ntorch.isfinite = abs\n", "'torch'"),
+        ("import torch.nn.functional as F\nF.mse_loss.x = 1\n", "'F'"),
+        ("from torch import nn\ndel nn.MSELoss\n", "'nn'"),
     ],
 )
 def test_screen_rejects(source: str, fragment: str) -> None:

@@ -129,9 +129,26 @@ def _module_finding(module: str) -> str | None:
     return None
 
 
+def _imported_names(tree: ast.AST) -> set[str]:
+    """Return the names that imports bind, such as ``torch``, ``F`` or ``nn``."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                names.add(alias.asname or alias.name.split(".")[0])
+    return names
+
+
+def _root_name(node: ast.expr) -> str | None:
+    while isinstance(node, (ast.Attribute, ast.Subscript)):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
 class _Screen(ast.NodeVisitor):
-    def __init__(self) -> None:
+    def __init__(self, modules: set[str]) -> None:
         self.findings: list[ScreenFinding] = []
+        self.modules = modules
 
     def _add(self, node: ast.AST, message: str) -> None:
         self.findings.append(ScreenFinding(getattr(node, "lineno", 0), message))
@@ -172,6 +189,31 @@ class _Screen(ast.NodeVisitor):
             self._add(node, f"the dunder attribute {node.attr!r} is not allowed")
         self.generic_visit(node)
 
+    def _check_targets(self, node: ast.AST, targets: list[ast.expr]) -> None:
+        """Reject changes to imported modules, which could patch the functions checks use."""
+        for target in targets:
+            for part in ast.walk(target):
+                root = _root_name(part) if isinstance(part, ast.Attribute) else None
+                if root in self.modules:
+                    self._add(node, f"changing the imported module {root!r} is not allowed")
+                    return
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        self._check_targets(node, node.targets)
+        self.generic_visit(node)
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> None:
+        self._check_targets(node, [node.target])
+        self.generic_visit(node)
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
+        self._check_targets(node, [node.target])
+        self.generic_visit(node)
+
+    def visit_Delete(self, node: ast.Delete) -> None:
+        self._check_targets(node, node.targets)
+        self.generic_visit(node)
+
     def visit_Call(self, node: ast.Call) -> None:
         function = node.func
         if isinstance(function, ast.Name) and function.id in ("getattr", "hasattr"):
@@ -196,7 +238,7 @@ def screen_source(source: str) -> list[ScreenFinding]:
         tree = ast.parse(source)
     except (SyntaxError, ValueError):
         return []
-    screen = _Screen()
+    screen = _Screen(_imported_names(tree))
     screen.visit(tree)
     return screen.findings
 
