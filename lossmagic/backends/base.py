@@ -9,7 +9,14 @@ from typing import Literal
 
 from lossmagic.progress import ProgressCallback
 
-__all__ = ["Backend", "ChatMessage", "ChatRequest", "Completion", "TokenCallback"]
+__all__ = [
+    "Backend",
+    "ChatMessage",
+    "ChatRequest",
+    "Completion",
+    "TokenCallback",
+    "cut_at_stop",
+]
 
 Role = Literal["system", "user", "assistant"]
 
@@ -94,3 +101,11 @@ class Backend(abc.ABC):
 def render_messages(messages: Sequence[ChatMessage]) -> list[dict[str, str]]:
     """Convert messages to the plain dicts that chat templates and servers take."""
     return [{"role": m.role, "content": m.content} for m in messages]
+
+
+def cut_at_stop(text: str, stops: tuple[str, ...]) -> tuple[str, bool]:
+    """Cut ``text`` at the earliest stop string; return the text and whether one occurred."""
+    positions = [text.find(stop) for stop in stops if stop and stop in text]
+    if not positions:
+        return text, False
+    return text[: min(positions)], True

@@ -15,6 +15,7 @@ from lossmagic.backends.base import (
     ChatRequest,
     Completion,
     TokenCallback,
+    cut_at_stop,
     render_messages,
 )
 from lossmagic.exceptions import BackendError, ConfigurationError
@@ -184,7 +185,7 @@ class TransformersBackend(Backend):
             special = set(tokenizer.all_special_ids)
             count = sum(1 for token in new_tokens.tolist() if token not in special)
             text = tokenizer.decode(new_tokens, skip_special_tokens=True)
-            text, stopped = _cut_at_stop(text, request.stop)
+            text, stopped = cut_at_stop(text, request.stop)
             finish = "stop" if stopped or count < request.max_new_tokens else "length"
             completions.append(
                 Completion(
@@ -197,10 +198,3 @@ class TransformersBackend(Backend):
             )
         return completions
 
-
-def _cut_at_stop(text: str, stops: tuple[str, ...]) -> tuple[str, bool]:
-    """Cut ``text`` at the earliest stop string; return the text and whether one occurred."""
-    positions = [text.find(stop) for stop in stops if stop and stop in text]
-    if not positions:
-        return text, False
-    return text[: min(positions)], True
