@@ -180,6 +180,10 @@ def models(
         bool, typer.Option(help="Convert the embedded model now if needed.")
     ] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+    base_url: Annotated[
+        str | None,
+        typer.Option(help="Also list the models of this OpenAI-compatible server."),
+    ] = None,
 ) -> None:
     """List the backends and models available here."""
     from lossmagic.models import list_models
@@ -189,7 +193,7 @@ def models(
             from lossmagic.backends.embedded import prepare_embedded_model
 
             prepare_embedded_model(ConsoleProgress())
-        entries = list_models()
+        entries = list_models(base_url)
     except LossMagicError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -198,8 +202,9 @@ def models(
         typer.echo(json.dumps(entries, indent=2))
         return
     for entry in entries:
-        path = f"  {entry['path']}" if entry.get("path") else ""
-        typer.echo(f"{entry['backend']:<13}{entry['model']:<28}{entry['status']}{path}")
+        location = entry.get("path") or entry.get("base_url") or ""
+        line = f"{entry['backend']:<13}{entry['model']:<28} {entry['status']}  {location}"
+        typer.echo(line.rstrip())
 
 
 app.command("check")(check_command)

@@ -19,10 +19,10 @@ from lossmagic.exceptions import ExtractionError
 from lossmagic.extract import extract_definition
 from lossmagic.progress import Event, ProgressCallback, emit
 from lossmagic.prompts import (
-    STOP_STRINGS,
     PromptParts,
     build_generation_prompt,
     build_repair_prompt,
+    stop_strings,
 )
 from lossmagic.records import IterationRecord, RunRecord, source_hash
 from lossmagic.sandbox import Sandbox
@@ -77,7 +77,7 @@ def _generate(
     request = ChatRequest(
         messages=prompt.messages,
         prefill=prefill,
-        stop=STOP_STRINGS,
+        stop=stop_strings(prefill),
         max_new_tokens=settings.max_new_tokens,
         temperature=settings.temperature,
         top_p=settings.top_p,

@@ -20,6 +20,7 @@ __all__ = [
     "build_generation_prompt",
     "build_repair_prompt",
     "function_header",
+    "stop_strings",
 ]
 
 SYSTEM_PROMPT = (
@@ -31,6 +32,15 @@ SYSTEM_PROMPT = (
 CODE_IMPORTS = "import torch\nimport torch.nn.functional as F"
 
 STOP_STRINGS = ("```",)
+
+# Without the pre-fill the model writes the opening fence itself, so only a closing
+# fence on a line of its own may end the turn.
+UNFILLED_STOP_STRINGS = ("\n```\n",)
+
+
+def stop_strings(prefill: str) -> tuple[str, ...]:
+    """Return the stop strings for an assistant turn that starts with ``prefill``."""
+    return STOP_STRINGS if prefill else UNFILLED_STOP_STRINGS
 
 
 @dataclass(frozen=True)
