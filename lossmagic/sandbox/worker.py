@@ -30,6 +30,7 @@ import select
 import signal
 import socket
 import sys
+import tempfile
 import traceback
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -88,6 +89,8 @@ class _Worker:
         self.state = isolation.Isolation()
         self.readable: list[str] = []
         self.jobs: dict[int, _Job] = {}
+        self.landlock = False
+        self.seccomp = False
         self.spare: _Spare
 
     def prepare(self, namespaces: bool) -> None:
@@ -96,13 +99,8 @@ class _Worker:
             isolation.enter_user_namespace(self.state)
         else:
             self.state.missing.append("namespaces are turned off")
-        self.state.landlock_abi = isolation.landlock_abi()
-        if not self.state.landlock_abi:
-            self.state.missing.append(
-                "no Landlock, so only the static screen keeps jobs from files outside "
-                "their directory"
-            )
         self.readable = isolation.default_readable_paths()
+        self._probe_confinement()
 
         if not namespaces:
             isolation.set_subreaper()
@@ -134,6 +132,41 @@ class _Worker:
             # NOTE: the CUDA path (this call, the NVIDIA device rules in Landlock and the device
             # wrapper in child.py) has not run on a GPU; CPU tests cover the oneshot mode only.
             torch.cuda.init()  # type: ignore[no-untyped-call]
+
+    def _probe_confinement(self) -> None:
+        """Try Landlock and the seccomp filter in a throwaway child; keep the layers that work.
+
+        A layer that failed in every job would fail every candidate, so a layer the kernel
+        rejects is left out and named in the isolation report instead.
+        """
+        abi = isolation.landlock_abi()
+        for layer in ("landlock", "seccomp"):
+            if layer == "landlock" and not abi:
+                continue
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    if layer == "landlock":
+                        isolation.restrict_filesystem(abi, tempfile.gettempdir(), self.readable)
+                    else:
+                        isolation.deny_new_processes()
+                    code = 0
+                finally:
+                    os._exit(code)
+            if os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0:
+                setattr(self, layer, True)
+
+        self.state.landlock_abi = abi if self.landlock else 0
+        if not self.landlock:
+            self.state.missing.append(
+                "no Landlock, so only the static screen keeps jobs from files outside "
+                "their directory and from TCP"
+            )
+        if not self.seccomp:
+            self.state.missing.append(
+                "no seccomp filter, so jobs can start processes; the process tree still bounds them"
+            )
 
     def _enter_own_pid_namespace(self) -> None:
         """Continue as process 1 of a new PID namespace; the original process only waits."""
@@ -327,7 +360,8 @@ class _Worker:
                 isolation.restrict_filesystem(
                     self.state.landlock_abi, workdir, self.readable, cuda=cuda
                 )
-            isolation.deny_new_processes()
+            if self.seccomp:
+                isolation.deny_new_processes()
 
             from lossmagic.sandbox.child import serve
 
