@@ -73,7 +73,7 @@ def _definitions(
 
 
 def find_loss_name(source: str, path: Path, name: str | None = None) -> str:
-    """Return the loss's name in ``source``: ``name``, or the one public function.
+    """Return the loss's name in ``source``: ``name``, the one public function or class.
 
     Raises ConfigurationError when the source does not parse, the named definition is
     missing, or several functions could be the loss and no name was given.
@@ -104,6 +104,13 @@ def find_loss_name(source: str, path: Path, name: str | None = None) -> str:
         return functions[0]
     if _DEFAULT_NAME in definitions:
         return _DEFAULT_NAME
+    classes = [
+        n
+        for n, node in definitions.items()
+        if isinstance(node, ast.ClassDef) and not n.startswith("_")
+    ]
+    if not functions and len(classes) == 1:
+        return classes[0]
     if not functions:
         raise ConfigurationError(
             f"{path} defines no public function.", "Pass the loss's name with --name."

@@ -63,6 +63,33 @@ def test_task_allows_a_sum(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+MODULE = """
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class FocalLoss(nn.Module):
+    def __init__(self, gamma=2.0):
+        super().__init__()
+        self.gamma = gamma
+
+    def forward(self, logits, targets):
+        ce = F.cross_entropy(logits, targets, reduction="none")
+        return ((1 - torch.exp(-ce)) ** self.gamma * ce).mean()
+"""
+
+
+def test_module_class_is_found(tmp_path: Path) -> None:
+    path = write(tmp_path, "focal_module.py", MODULE)
+    args = ["check", str(path), "--inputs", CLASSIFY, "--no-probes", "--json"]
+    result = run_cli(*args, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["name"] == "FocalLoss"
+    assert "trainable" not in [c["name"] for c in report["checks"]]
+
+
 def test_usage_errors_exit_two(tmp_path: Path) -> None:
     path = write(tmp_path, "focal.py", FOCAL)
     cases = {
