@@ -49,12 +49,14 @@ def example_for(match: Match, name: str, spec: InputSpec) -> WorkedExample:
 def pick_examples(task: str, spec: InputSpec, name: str = "") -> tuple[WorkedExample, ...]:
     """Return up to two worked examples for the catalog entries that ``task`` describes.
 
-    ``name`` is the requested function name; the examples use it so that the model sees
-    the exact contract it must fill. Returns an empty tuple when no entry scores at least
+    The best match comes last, right before the real task in the prompt. ``name`` is the
+    requested function name; the examples use it so that the model sees the exact
+    contract it must fill. Returns an empty tuple when no entry scores at least
     ``EXAMPLE_THRESHOLD``.
     """
     matches = [m for m in search(task, limit=MAX_EXAMPLES) if m.score >= EXAMPLE_THRESHOLD]
     if len(matches) == MAX_EXAMPLES and matches[0].score - matches[1].score > SECOND_EXAMPLE_GAP:
         matches = matches[:1]
     logger.debug("worked examples for %r: %s", task, [m.to_dict() for m in matches])
-    return tuple(example_for(match, name or "loss_fn", spec) for match in matches)
+    # Best last: small models copy the example nearest to the real task most closely.
+    return tuple(example_for(match, name or "loss_fn", spec) for match in reversed(matches))

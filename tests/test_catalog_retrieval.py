@@ -126,3 +126,12 @@ def test_reference_needs_fitting_inputs() -> None:
     match = match_reference("binary cross-entropy on logits", logits)
     assert match is not None
     assert match.entry.key == "bce_with_logits"
+
+
+def test_best_example_comes_last() -> None:
+    spec = parse_spec("logits:float[N,1,H,W] masks:float[N,1,H,W]~binary")
+    task = "soft Dice loss for segmentation masks, or intersection over union"
+    examples = pick_examples(task, spec)
+    best = search(task, limit=1)[0].entry
+    assert len(examples) == 2
+    assert examples[-1].task.startswith(best.title)
