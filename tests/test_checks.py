@@ -170,6 +170,7 @@ def test_probes_off_by_option() -> None:
         ("x1:float[N] x2:float[N] y:float[N]~sign", "embedding", False),
         ("recon:float[N,D] x:float[N,D] mu:float[N,Z] logvar:float[N,Z]", "vae", False),
         ("logits:float[N,4] targets:long[N]<5", "unknown", False),
+        ("mean:float[N] var:float[N]~positive target:float[N]", "regression", True),
     ],
 )
 def test_intent_family(spec: str, family: str, per_sample: bool) -> None:
@@ -274,3 +275,8 @@ def test_hard_example_mining_may_depend_on_batch() -> None:
     assert "reduction" in [r.name for r in run_checks(source, spec, "cross-entropy") if r.failed]
     task = "cross-entropy with OHEM over the 2 hardest samples"
     assert [r.name for r in run_checks(source, spec, task) if r.failed] == []
+
+
+def test_variance_is_not_taken_for_target() -> None:
+    intent = infer_intent(parse_spec("mean:float[N] var:float[N]~positive target:float[N]"))
+    assert [r.items for r in intent.relations] == [("mean", "target")]

@@ -193,21 +193,25 @@ def _relations(spec: InputSpec, task: str) -> list[Relation]:
     for position, prediction in enumerate(free):
         if prediction.name in used:
             continue
-        for target in free[position + 1 :]:
-            squeeze = _squeezed(prediction.dims) == _squeezed(target.dims)
-            if target.name not in used and (prediction.dims == target.dims or squeeze):
-                pair = (prediction, target)
-                if _is_target(prediction) and not _is_target(target):
-                    pair = (target, prediction)
-                relations.append(
-                    Relation(
-                        "match",
-                        (pair[0].name, pair[1].name),
-                        squeeze=prediction.dims != target.dims,
-                    )
-                )
-                used.update((prediction.name, target.name))
-                break
+        partners = [
+            item
+            for item in free[position + 1 :]
+            if item.name not in used and _squeezed(item.dims) == _squeezed(prediction.dims)
+        ]
+        if not partners:
+            continue
+        # Prefer a partner named like a target, then one of the prediction's own domain,
+        # so that a variance next to a mean and its target is not taken as the target.
+        target = next(
+            (p for p in partners if _is_target(p)),
+            next((p for p in partners if p.domain == prediction.domain), partners[0]),
+        )
+        pair = (prediction, target)
+        if _is_target(prediction) and not _is_target(target):
+            pair = (target, prediction)
+        squeeze = prediction.dims != target.dims
+        relations.append(Relation("match", (pair[0].name, pair[1].name), squeeze=squeeze))
+        used.update((prediction.name, target.name))
     return relations
 
 
