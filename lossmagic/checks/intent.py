@@ -11,7 +11,7 @@ Relations between inputs, each named by its ``kind``:
 - ``labels``: a float prediction and integer class labels; ``class_dim`` is the
   prediction's class dimension, or None for binary labels of the prediction's own shape.
 - ``match``: a prediction that should equal a target of the same shape (regression,
-  distillation, probabilities, binary masks); ``squeeze`` is set when the shapes differ
+  distillation, probabilities, binary masks). ``squeeze`` is set when the shapes differ
   only by trailing dimensions of size 1, the classic (N, 1) against (N,) case.
 - ``signed_pair`` and ``binary_pair``: two inputs and a per-sample label that says
   whether they belong together (cosine embedding, contrastive, margin ranking).
@@ -257,7 +257,7 @@ def _ranked(free: list[InputItem], used: set[str]) -> Relation | None:
 
 
 def _similar_label(label: InputItem, task: str) -> float | None:
-    """Return which value of a 0/1 pair label marks a similar pair, if the spec or task says."""
+    """Return the 0/1 label value of a similar pair, if the names or the task state it."""
     stated = _LABEL_ONE.search(task)
     if stated is not None:
         return 0.0 if stated[1].lower() in ("dissimilar", "different", "negative") else 1.0
