@@ -171,6 +171,7 @@ def test_probes_off_by_option() -> None:
         ("recon:float[N,D] x:float[N,D] mu:float[N,Z] logvar:float[N,Z]", "vae", False),
         ("logits:float[N,4] targets:long[N]<5", "unknown", False),
         ("mean:float[N] var:float[N]~positive target:float[N]", "regression", True),
+        ("pred:float[N,D] target:float[N,D] weight:float[N,D]", "regression", False),
     ],
 )
 def test_intent_family(spec: str, family: str, per_sample: bool) -> None:

@@ -112,6 +112,7 @@ _BATCH_WORDS = re.compile(
 )
 _HIGHER_WORDS = {"pos", "positive", "real", "chosen", "preferred", "win", "winner", "good"}
 _LOWER_WORDS = {"neg", "negative", "fake", "rejected", "lose", "loser", "bad", "generated"}
+_TRIPLET_WORDS = {"anchor", "anchors", "positive", "negative", "pos", "neg", "query"}
 _SIMILAR_WORDS = {"similar", "same", "match", "matching", "positive", "pos", "is_similar"}
 _DISSIMILAR_WORDS = {"dissimilar", "different", "negative", "neg", "is_dissimilar"}
 _LABEL_ONE = re.compile(
@@ -179,7 +180,9 @@ def _relations(spec: InputSpec, task: str) -> list[Relation]:
 
     free = [item for item in floats if item.name not in used]
     plain = all(item.domain is None for item in free)
-    if len(free) == 3 and len({item.dims for item in free}) == 1 and plain and not labels:
+    named = any(_words(item.name) & _TRIPLET_WORDS for item in free)
+    same = len({item.dims for item in free}) == 1
+    if len(free) == 3 and same and plain and named and not labels:
         relations.append(Relation("triplet", tuple(item.name for item in free)))
         used.update(item.name for item in free)
 
