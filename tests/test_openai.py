@@ -125,6 +125,13 @@ def test_bound_holds_across_threads(fake) -> None:
     assert state.max_in_flight == 2
 
 
+def test_failed_sample_fails_whole_request(fake) -> None:
+    state = fake([Reply(kind="raw", status=401, body="no key"), Reply(delay=0.5)])
+    with pytest.raises(ServerError, match="authentication failed"):
+        _backend(state, concurrency=2).complete(_request(n=2))
+    assert len(state.requests) == 2
+
+
 def test_retries_server_errors_then_succeeds(fake) -> None:
     state = fake(
         [
@@ -185,9 +192,15 @@ def test_slow_server_times_out_without_retry(fake) -> None:
     assert len(state.requests) == 1
 
 
-def test_wrong_model_lists_served_models(fake) -> None:
-    missing = '{"error": {"message": "The model `nope` does not exist."}}'
-    state = fake([Reply(kind="raw", status=404, body=missing)], models=["fake-model", "other"])
+@pytest.mark.parametrize(
+    ("status", "missing"),
+    [
+        (404, '{"error": {"message": "The model `nope` does not exist."}}'),
+        (400, '{"detail": "Server is pinned to \'fake-model\'; requested \'nope\'."}'),
+    ],
+)
+def test_wrong_model_lists_served_models(fake, status: int, missing: str) -> None:
+    state = fake([Reply(kind="raw", status=status, body=missing)], models=["fake-model", "other"])
     backend = OpenAIBackend("nope", state.url, settings=FAST)
     with pytest.raises(ServerError) as caught:
         backend.complete(_request())

@@ -422,10 +422,9 @@ class OpenAIBackend(Backend):
                 pool.submit(self._sample, request, index, callback, abort)
                 for index in range(request.n)
             ]
-            wait(futures, return_when=FIRST_EXCEPTION)
-            for future in futures:
-                if future.done() and not future.cancelled() and future.exception() is not None:
-                    raise _first_error(futures)
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            if any(future.exception() is not None for future in done):
+                raise _first_error(futures)
             return [future.result() for future in futures]
         finally:
             abort.set()
@@ -649,13 +648,13 @@ def _serialized(callback: TokenCallback | None) -> TokenCallback | None:
 
 
 def _first_error(futures: list[Future[Completion]]) -> BaseException:
-    errors = [
-        f.exception() for f in futures if f.done() and not f.cancelled() and f.exception()
-    ]
-    real = [e for e in errors if e is not None and not isinstance(e, _Aborted)]
-    chosen = real[0] if real else errors[0]
-    assert chosen is not None
-    return chosen
+    """Return the exception of the first failed sample, in request order."""
+    for future in futures:
+        if future.done() and not future.cancelled():
+            error = future.exception()
+            if error is not None:
+                return error
+    raise AssertionError("no sample failed")
 
 
 def _short(exc: Exception) -> str:
