@@ -29,7 +29,7 @@ from lossmagic.records import IterationRecord, RunRecord, create_run_folder
 from lossmagic.sandbox import Sandbox
 from lossmagic.spec import parse_spec
 
-__all__ = ["LossResult", "clear_caches", "generate_loss", "get_backend"]
+__all__ = ["LossResult", "RunInterrupted", "clear_caches", "generate_loss", "get_backend"]
 
 _BACKENDS: dict[tuple[str, str, str, str], Backend] = {}
 
@@ -118,6 +118,24 @@ class LossResult:
     def __repr__(self) -> str:
         return f"<LossResult {self.name!r} {self.status} iterations={len(self.iterations)}>"
 
+    def _repr_html_(self) -> str:
+        from lossmagic.display import summary_html
+
+        return summary_html(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        from lossmagic.display import summary_text
+
+        printer.text(repr(self) if cycle else summary_text(self))
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """A ``KeyboardInterrupt`` that carries the partial result of the interrupted run."""
+
+    def __init__(self, result: LossResult) -> None:
+        super().__init__(result.message)
+        self.result = result
+
 
 def get_backend(
     backend: str = "embedded",
@@ -186,6 +204,8 @@ def generate_loss(
     active_sandbox = sandbox or Sandbox(timeout=settings.timeout)
     try:
         run_loop(record, spec, chosen, active_sandbox, settings, progress)
+    except KeyboardInterrupt as exc:
+        raise RunInterrupted(LossResult(record)) from exc
     finally:
         if own_sandbox:
             active_sandbox.close()

@@ -20,6 +20,7 @@ from lossmagic.extract import extract_definition
 from lossmagic.progress import Event, ProgressCallback, emit
 from lossmagic.prompts import (
     PromptParts,
+    Style,
     build_generation_prompt,
     build_repair_prompt,
     stop_strings,
@@ -43,6 +44,8 @@ class LoopSettings:
     top_p: float = 0.95
     max_new_tokens: int = 384
     timeout: float = 60.0
+    style: Style = "function"
+    """``function`` for a plain function; ``module`` for an ``nn.Module`` class named by the run."""
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -52,13 +55,14 @@ def _next_prompt(
     record: RunRecord, spec: InputSpec, last: IterationRecord | None
 ) -> tuple[str, PromptParts]:
     examples = pick_examples(record.task, spec)
+    style = record.settings.get("style", "function")
     if last is None or not last.code or last.error is None:
         kind = "generate" if last is None else "resample"
-        return kind, build_generation_prompt(record.task, record.name, spec, examples)
+        return kind, build_generation_prompt(record.task, record.name, spec, examples, style)
 
     error = f"[{last.error['class']}] {last.error['message']}"
     prompt = build_repair_prompt(
-        record.task, record.name, spec, last.code, error, examples=examples
+        record.task, record.name, spec, last.code, error, examples=examples, style=style
     )
     return "repair", prompt
 

@@ -9,13 +9,16 @@ the function instead of repeating the prompt.
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
+from typing import Literal
 
 from lossmagic.backends.base import ChatMessage
 from lossmagic.spec import InputSpec
 
 __all__ = [
     "PromptParts",
+    "Style",
     "WorkedExample",
     "build_generation_prompt",
     "build_repair_prompt",
@@ -43,6 +46,10 @@ def stop_strings(prefill: str) -> tuple[str, ...]:
     return STOP_STRINGS if prefill else UNFILLED_STOP_STRINGS
 
 
+Style = Literal["function", "module"]
+"""What a candidate defines: a plain function, or an ``nn.Module`` class built without arguments."""
+
+
 @dataclass(frozen=True)
 class WorkedExample:
     """A solved task shown to the model before the real one."""
@@ -62,15 +69,28 @@ class PromptParts:
     prefill: str
 
 
-def function_header(name: str, spec: InputSpec) -> str:
-    """Return ``def NAME(a, b):`` for the spec's inputs."""
+def function_header(name: str, spec: InputSpec, style: Style = "function") -> str:
+    """Return ``def NAME(a, b):``, or for the module style the class line and ``forward``."""
+    if style == "module":
+        return (
+            f"class {name}(torch.nn.Module):\n"
+            f"    def forward(self, {', '.join(spec.names)}):"
+        )
     return f"def {name}({', '.join(spec.names)}):"
 
 
-def _contract_text(task: str, name: str, spec: InputSpec) -> str:
+def _contract_text(task: str, name: str, spec: InputSpec, style: Style = "function") -> str:
+    if style == "module":
+        what = (
+            f"the PyTorch module class `{name}(torch.nn.Module)`, whose constructor takes no "
+            f"arguments (give hyperparameters defaults) and whose "
+            f"`forward(self, {', '.join(spec.names)})` computes the loss"
+        )
+    else:
+        what = f"the Python function `{name}({', '.join(spec.names)})`"
     return (
         f"Task: {task.strip()}\n\n"
-        f"Write the Python function `{function_header(name, spec)[4:-1]}`.\n"
+        f"Write {what}.\n"
         f"Its inputs, passed positionally in this order:\n{spec.describe()}\n\n"
         "It must return the loss as a 0-dim torch.Tensor (reduce over the batch, "
         "usually with the mean) that is differentiable with respect to every float input. "
@@ -78,12 +98,15 @@ def _contract_text(task: str, name: str, spec: InputSpec) -> str:
     )
 
 
-def _code_block(name: str, spec: InputSpec, body: str) -> str:
-    return f"```python\n{CODE_IMPORTS}\n\n\n{function_header(name, spec)}\n{body.rstrip()}\n```"
+def _code_block(name: str, spec: InputSpec, body: str, style: Style = "function") -> str:
+    if style == "module":
+        body = textwrap.indent(body.rstrip(), "    ")
+    header = function_header(name, spec, style)
+    return f"```python\n{CODE_IMPORTS}\n\n\n{header}\n{body.rstrip()}\n```"
 
 
-def _prefill(name: str, spec: InputSpec) -> str:
-    return f"```python\n{CODE_IMPORTS}\n\n\n{function_header(name, spec)}"
+def _prefill(name: str, spec: InputSpec, style: Style = "function") -> str:
+    return f"```python\n{CODE_IMPORTS}\n\n\n{function_header(name, spec, style)}"
 
 
 def build_generation_prompt(
@@ -91,18 +114,25 @@ def build_generation_prompt(
     name: str,
     spec: InputSpec,
     examples: tuple[WorkedExample, ...] = (),
+    style: Style = "function",
 ) -> PromptParts:
-    """Build the prompt for a fresh candidate, with worked examples as earlier turns."""
+    """Build the prompt for a fresh candidate, with worked examples as earlier turns.
+
+    ``style="module"`` asks for an ``nn.Module`` class named ``name``; the worked
+    examples are then shown as classes too.
+    """
     messages = [ChatMessage("system", SYSTEM_PROMPT)]
     for example in examples:
         messages.append(
-            ChatMessage("user", _contract_text(example.task, example.name, example.spec))
+            ChatMessage("user", _contract_text(example.task, example.name, example.spec, style))
         )
         messages.append(
-            ChatMessage("assistant", _code_block(example.name, example.spec, example.body))
+            ChatMessage(
+                "assistant", _code_block(example.name, example.spec, example.body, style)
+            )
         )
-    messages.append(ChatMessage("user", _contract_text(task, name, spec)))
-    return PromptParts(tuple(messages), _prefill(name, spec))
+    messages.append(ChatMessage("user", _contract_text(task, name, spec, style)))
+    return PromptParts(tuple(messages), _prefill(name, spec, style))
 
 
 def build_repair_prompt(
@@ -113,14 +143,16 @@ def build_repair_prompt(
     error: str,
     instruction: str = "",
     examples: tuple[WorkedExample, ...] = (),
+    style: Style = "function",
 ) -> PromptParts:
     """Build the prompt that asks for a corrected version of a failing candidate."""
-    base = build_generation_prompt(task, name, spec, examples)
+    base = build_generation_prompt(task, name, spec, examples, style)
+    what = "class" if style == "module" else "function"
     advice = instruction.strip() or "Fix the error and keep what the task asks for."
     repair = (
-        f"{_contract_text(task, name, spec)}\n\n"
+        f"{_contract_text(task, name, spec, style)}\n\n"
         f"This attempt failed:\n```python\n{code.strip()}\n```\n"
-        f"Error: {error.strip()}\n\n{advice} Write the corrected function."
+        f"Error: {error.strip()}\n\n{advice} Write the corrected {what}."
     )
     messages = (*base.messages[:-1], ChatMessage("user", repair))
     return PromptParts(messages, base.prefill)

