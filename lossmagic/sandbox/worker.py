@@ -15,7 +15,8 @@ Two modes:
 
 Before it runs candidate code, the job process starts its own session, moves its pipes
 to descriptors 0 to 3, enters its temporary directory with a scrubbed environment, and
-applies the resource limits and the Landlock rules.
+applies the resource limits, the Landlock rules and a seccomp filter that keeps it from
+starting processes.
 """
 
 from __future__ import annotations
