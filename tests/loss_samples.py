@@ -346,6 +346,27 @@ def loss_fn(pred, target):
     return (x + F.softplus(-2.0 * x) - math.log(2.0)).mean()
 """,
     ),
+    (
+        "mmd",
+        "x:float[N,D] y:float[N,D]",
+        "maximum mean discrepancy with an RBF kernel",
+        """
+def loss_fn(x, y, sigma=1.0):
+    def kernel(a, b):
+        return torch.exp(-torch.cdist(a, b).pow(2) / (2 * sigma**2))
+
+    return kernel(x, x).mean() + kernel(y, y).mean() - 2 * kernel(x, y).mean()
+""",
+    ),
+    (
+        "sample_wasserstein",
+        "x:float[N] y:float[N]",
+        "1-D Wasserstein distance between two samples",
+        """
+def loss_fn(x, y):
+    return (torch.sort(x).values - torch.sort(y).values).abs().mean()
+""",
+    ),
 ]
 
 # (key, bug class, spec, task, source); the bug class names what is wrong.

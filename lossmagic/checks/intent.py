@@ -107,7 +107,8 @@ _DISTILLATION = re.compile(
 _BATCH_WORDS = re.compile(
     r"in-batch|infonce|info nce|nt-?xent|simclr|clip|batch[- ]hard|hard negative|batch[- ]all"
     r"|barlow|vicreg|correlation|listwise|softmax over the batch|across the batch|batch statistics"
-    r"|ohem|hard example|hardest|top-?k\b",
+    r"|ohem|hard example|hardest|top-?k\b"
+    r"|mmd|discrepancy|coral\b|wasserstein|sinkhorn|optimal transport|energy distance",
     re.IGNORECASE,
 )
 _HIGHER_WORDS = {"pos", "positive", "real", "chosen", "preferred", "win", "winner", "good"}

@@ -41,6 +41,9 @@ _MIN_CORRELATION = 0.7
 _MIN_ACCURACY_GAIN = 0.5
 """Fraction of the distance from chance accuracy to 1 that training must cover."""
 _MIN_PAIR_ACCURACY = 0.75
+_MAX_GAP_FRACTION = 0.5
+"""Fraction of its starting value that the gap between sorted predictions and sorted
+targets must fall to for a distribution-matching loss to count as trained."""
 
 Trial = dict[str, torch.Tensor]
 Predictions = dict[str, torch.Tensor]
@@ -63,6 +66,12 @@ class _Problem:
     positive: bool = False
     """Whether the model outputs exp(raw), for a prediction that must be positive."""
     chance: float = field(default=0.5)
+    distribution: Callable[[Predictions], float] | None = None
+    """For regression only: the gap between the prediction's and the target's values.
+
+    Distribution-matching losses (MMD, CORAL, sample Wasserstein) cannot learn which
+    prediction belongs to which target, so closing this gap also passes.
+    """
 
 
 def _is_distance(item: InputItem) -> bool:
@@ -117,6 +126,13 @@ def _correlation(predicted: Predictions, name: str, item: InputItem, target: tor
     if a.dim() >= 2 and a.shape[-1] > 1:
         a, b = a - a.mean(-1, keepdim=True), b - b.mean(-1, keepdim=True)
     return _pearson(a, b)
+
+
+def _distribution_gap(predicted: Predictions, name: str, target: torch.Tensor) -> float:
+    """Return the mean gap between sorted predicted and target values, in target stds."""
+    values = predicted[name].detach().double().flatten().sort().values
+    wanted = target.detach().double().flatten().sort().values
+    return float((values - wanted).abs().mean() / (wanted.std() + 1e-12))
 
 
 def _log_correlation(predicted: Predictions, name: str, target: torch.Tensor) -> float:
@@ -293,7 +309,10 @@ def _target_problem(
         )
     reference = truth if domain in ("prob", "unit", "positive") else target
     score = partial(_correlation, name=name, item=prediction, target=reference)
-    return _Problem({name: features}, items, 1, inputs, "correlation", score, _MIN_CORRELATION)
+    problem = _Problem({name: features}, items, 1, inputs, "correlation", score, _MIN_CORRELATION)
+    if domain is None:
+        problem.distribution = partial(_distribution_gap, name=name, target=target)
+    return problem
 
 
 def _problem(intent: Intent, spec: InputSpec, seed: int) -> _Problem | None:
@@ -394,7 +413,10 @@ def probe_trainable(
         output = fn(*(inputs[name] for name in names))
         value = loss_value(output)
         if step % _CURVE_EVERY == 0:
-            curve.append({"step": step, "loss": value, problem.metric: problem.score(predicted)})
+            point = {"step": step, "loss": value, problem.metric: problem.score(predicted)}
+            if problem.distribution is not None:
+                point["distribution_gap"] = problem.distribution(predicted)
+            curve.append(point)
         if step == _TRAIN_STEPS:
             break
         if not torch.isfinite(torch.tensor(value)):
@@ -410,7 +432,10 @@ def probe_trainable(
         "threshold": problem.threshold,
         "curve": curve,
     }
-    if end < problem.threshold:
+    matched = problem.distribution is not None and (
+        curve[-1]["distribution_gap"] <= _MAX_GAP_FRACTION * curve[0]["distribution_gap"]
+    )
+    if end < problem.threshold and not matched:
         message = (
             f"a model trained {_TRAIN_STEPS} steps with the loss reaches {problem.metric} "
             f"{end:.3f} (from {start:.3f}), below {problem.threshold:.3f}: the loss does not "
