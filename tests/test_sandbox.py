@@ -224,3 +224,19 @@ def test_fallback_without_namespaces(caplog: pytest.LogCaptureFixture) -> None:
     assert after.passed
     assert len(processes) == 2
     assert "namespaces are turned off" in caplog.text
+
+
+def test_home_and_temp_directories_are_unreadable() -> None:
+    home = os.path.expanduser("~")
+    source = (
+        "import os\n\n\ndef loss_fn(predictions, targets):\n"
+        f"    for path in ({home!r}, '/tmp'):\n"
+        "        try:\n            os.listdir(path)\n"
+        "        except PermissionError:\n            continue\n"
+        "        raise ValueError('readable: ' + path)\n"
+        "    return (predictions - targets).pow(2).mean()\n"
+    )
+    with Sandbox(timeout=5, screen=False) as box:
+        report = box.validate(source, "loss_fn", SPEC, options=CONTRACT_ONLY)
+
+    assert report.passed, [c.message for c in report.checks if c.failed]

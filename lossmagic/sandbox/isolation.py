@@ -20,8 +20,10 @@ import ctypes
 import errno
 import logging
 import os
+import pwd
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -222,10 +224,12 @@ class _PathBeneathAttr(ctypes.Structure):
 def default_readable_paths() -> list[str]:
     """Return the paths a job must read: the Python installation, its imports and system files.
 
-    Entries of ``sys.path`` that contain the home directory are left out, so the home
-    directory stays unreadable unless the installation itself lives there.
+    Entries of ``sys.path`` that are or contain the user's home directory, the temporary
+    directory or the current directory are left out, so those stay unreadable unless the
+    installation itself lives inside one of them.
     """
-    home = Path.home().resolve()
+    home = Path(pwd.getpwuid(os.getuid()).pw_dir).resolve()
+    excluded = {home, Path(tempfile.gettempdir()).resolve(), Path.cwd().resolve()}
     candidates = [sys.prefix, sys.base_prefix, sys.exec_prefix, *sys.path]
     candidates += ["/usr", "/lib", "/lib64", "/bin", "/etc/ld.so.cache", "/sys/devices/system/cpu"]
     candidates += ["/proc/cpuinfo", "/proc/meminfo", "/proc/stat", "/dev/urandom"]
@@ -234,7 +238,7 @@ def default_readable_paths() -> list[str]:
         if not entry or not os.path.exists(entry):
             continue
         resolved = Path(entry).resolve()
-        if resolved == home or resolved in home.parents:
+        if any(resolved == path or resolved in path.parents for path in excluded):
             continue
         paths.append(str(resolved))
     return list(dict.fromkeys(paths))
