@@ -367,6 +367,15 @@ def loss_fn(x, y):
     return (torch.sort(x).values - torch.sort(y).values).abs().mean()
 """,
     ),
+    (
+        "kl_div_log_probs",
+        "log_p:float[N,C] q:float[N,C]~prob",
+        "KL divergence from log-probabilities to target distributions",
+        """
+def loss_fn(log_p, q):
+    return F.kl_div(log_p, q, reduction="batchmean")
+""",
+    ),
 ]
 
 # (key, bug class, spec, task, source); the bug class names what is wrong.

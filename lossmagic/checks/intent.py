@@ -29,7 +29,16 @@ from typing import Literal
 
 from lossmagic.spec import InputItem, InputSpec
 
-__all__ = ["Family", "Intent", "Reduction", "Relation", "infer_intent", "reduction_from_task"]
+__all__ = [
+    "Family",
+    "Intent",
+    "Reduction",
+    "Relation",
+    "infer_intent",
+    "is_distance",
+    "is_log_probability",
+    "reduction_from_task",
+]
 
 Family = Literal[
     "classification", "binary", "regression", "embedding", "triplet", "ranking", "vae", "unknown"
@@ -217,6 +226,17 @@ def _relations(spec: InputSpec, task: str) -> list[Relation]:
         relations.append(Relation("match", (pair[0].name, pair[1].name), squeeze=squeeze))
         used.update((prediction.name, target.name))
     return relations
+
+
+def is_distance(item: InputItem) -> bool:
+    """Return whether ``item`` is named as a distance: small for similar pairs."""
+    return bool(_words(item.name) & {"dist", "dists", "distance", "distances", "dissimilarity"})
+
+
+def is_log_probability(item: InputItem) -> bool:
+    """Return whether ``item`` is named as log-probabilities (log_probs, logp, ...)."""
+    name = item.name.lower().replace("_", "")
+    return "logprob" in name or name == "logp" or "logsoftmax" in name
 
 
 def _is_target(item: InputItem) -> bool:

@@ -23,7 +23,13 @@ import torch.nn.functional as F
 
 from lossmagic.checks.base import CheckResult
 from lossmagic.checks.contract import LossFunction, describe_exception, loss_value
-from lossmagic.checks.intent import Intent, Relation, infer_intent
+from lossmagic.checks.intent import (
+    Intent,
+    Relation,
+    infer_intent,
+    is_distance,
+    is_log_probability,
+)
 from lossmagic.checks.trainability import probe_trainable
 from lossmagic.spec import InputItem, InputSpec, make_trial
 
@@ -96,7 +102,7 @@ def _towards(
     readings are offered and the probe keeps whichever the loss scores lower. A distance
     is small for a similar pair (label 1) and large otherwise.
     """
-    if _is_distance(item) and target_domain in ("binary", "sign"):
+    if is_distance(item) and target_domain in ("binary", "sign"):
         similar = target if target_domain == "binary" else (target + 1) / 2
         return [(1 - similar) * 3.0]
     if target_domain == "binary":
@@ -116,16 +122,6 @@ def _towards(
         # A log-rate or log-scale prediction agrees with the log of a positive target.
         return [target.log()]
     return [target]
-
-
-def _is_distance(item: InputItem) -> bool:
-    words = set(item.name.lower().split("_"))
-    return bool(words & {"dist", "dists", "distance", "distances", "dissimilarity"})
-
-
-def _is_log_probability(item: InputItem) -> bool:
-    name = item.name.lower().replace("_", "")
-    return "logprob" in name or name == "logp" or "logsoftmax" in name
 
 
 def _relation_options(relation: Relation, trial: Trial, items: dict[str, InputItem]) -> list[Trial]:
@@ -286,7 +282,11 @@ def _lower_near_target(
         value = _value(fn, at_target)
         step = torch.randn(at_target[name].shape, generator=generator) * _NEAR_STEP
         for direction in (1.0, -1.0):
-            nearby = _value(fn, {**at_target, name: at_target[name] + direction * step})
+            moved = at_target[name] + direction * step
+            if is_log_probability(items[name]):
+                # Log-probabilities stay normalized, or a loss such as kl_div has no minimum.
+                moved = torch.log_softmax(moved, dim=-1)
+            nearby = _value(fn, {**at_target, name: moved})
             if nearby < value - 1e-5 * abs(value) - 1e-6:
                 return value, nearby
     return None

@@ -19,7 +19,7 @@ import torch
 
 from lossmagic.checks.base import CheckResult
 from lossmagic.checks.contract import LossFunction, loss_value
-from lossmagic.checks.intent import Intent, Relation
+from lossmagic.checks.intent import Intent, Relation, is_distance, is_log_probability
 from lossmagic.spec import InputItem, InputSpec, make_trial
 
 __all__ = ["probe_trainable"]
@@ -72,16 +72,6 @@ class _Problem:
     Distribution-matching losses (MMD, CORAL, sample Wasserstein) cannot learn which
     prediction belongs to which target, so closing this gap also passes.
     """
-
-
-def _is_distance(item: InputItem) -> bool:
-    words = set(item.name.lower().split("_"))
-    return bool(words & {"dist", "dists", "distance", "distances", "dissimilarity"})
-
-
-def _is_log_probability(item: InputItem) -> bool:
-    name = item.name.lower().replace("_", "")
-    return "logprob" in name or name == "logp" or "logsoftmax" in name
 
 
 # Metrics -------------------------------------------------------------------------------
@@ -291,7 +281,7 @@ def _target_problem(
     inputs[target_name] = target.reshape(inputs[target_name].shape).to(inputs[target_name].dtype)
 
     if domain in ("binary", "sign"):
-        positive = truth > 0 if not _is_distance(prediction) else truth <= 0
+        positive = truth > 0 if not is_distance(prediction) else truth <= 0
         score = partial(_binary_auc, name=name, positive=positive)
         return _Problem({name: features}, items, 1, inputs, "auc", score, _MIN_AUC)
     if domain == "positive" and "log" not in name.lower():
@@ -346,7 +336,7 @@ def _predict(problem: _Problem, weight: torch.Tensor, bias: torch.Tensor) -> Pre
             raw = raw.movedim(-1, problem.class_dim)
             if item.domain == "prob":
                 raw = torch.softmax(raw, dim=problem.class_dim)
-            elif _is_log_probability(item):
+            elif is_log_probability(item):
                 raw = torch.log_softmax(raw, dim=problem.class_dim)
         else:
             if problem.outputs == 1:
@@ -357,6 +347,8 @@ def _predict(problem: _Problem, weight: torch.Tensor, bias: torch.Tensor) -> Pre
                 raw = torch.sigmoid(raw)
             elif item.domain == "prob":
                 raw = torch.softmax(raw, dim=-1)
+            elif is_log_probability(item) and raw.dim() > 1:
+                raw = torch.log_softmax(raw, dim=-1)
         predicted[name] = raw
     return predicted
 
