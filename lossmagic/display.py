@@ -15,6 +15,7 @@ from __future__ import annotations
 import html
 import json
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
@@ -47,6 +48,7 @@ __all__ = [
 _EVIDENCE_LIMIT = 300
 _TEST_PREFIX = "test:"
 _REFRESH_SECONDS = 0.25
+_TICK_SECONDS = 1.0
 _VERDICT_COLORS = {"pass": "#1a7f37", "fail": "#cf222e", "skip": "#6e7781"}
 
 
@@ -321,6 +323,9 @@ class TextProgress:
             assert isinstance(record, IterationRecord)
             self._write(f"  {iteration_title(record)}")
 
+    def close(self) -> None:
+        """Do nothing: printed lines need no cleanup."""
+
     def finish(self, result: LossResult, injected: str | None = None) -> None:
         """Print every iteration's details and the final line."""
         for iteration in result.iterations:
@@ -352,12 +357,28 @@ class WidgetProgress:
         self.panel = ipywidgets.VBox([self.title, self.status, self.accordion, self.final])
         self.panel.add_class("lossmagic-panel")
         self._handle: Any = None
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
 
     def show(self) -> None:
-        """Display the panel in the current cell's output."""
+        """Display the panel and refresh its elapsed time every second until ``close``."""
         from IPython.display import display
 
         self._handle = display(self._bundle("running", "<p>running</p>"), raw=True, display_id=True)
+        threading.Thread(target=self._tick, name="lossmagic-panel", daemon=True).start()
+
+    def _tick(self) -> None:
+        # Events stop while the model loads or a candidate is validated, so the elapsed
+        # time is refreshed from this thread as well.
+        while not self._closed.wait(_TICK_SECONDS):
+            with self._lock:
+                if not self._closed.is_set():
+                    self.status.value = html.escape(self.state.line())
+
+    def close(self) -> None:
+        """Stop refreshing the elapsed time."""
+        with self._lock:
+            self._closed.set()
 
     def __call__(self, event: Event) -> None:
         self.state.update(event)
@@ -380,6 +401,7 @@ class WidgetProgress:
 
     def finish(self, result: LossResult, injected: str | None = None) -> None:
         """Show the final line and store the static reports beside the widget."""
+        self.close()
         line = final_line(result, injected)
         self.status.value = html.escape(f"{result.status} in {result.seconds:.1f} s")
         self.final.value = f"<b>{html.escape(line)}</b>"

@@ -214,6 +214,9 @@ class LossMagics(Magics):
             else:
                 print(f"Interrupted: nothing was defined (record {exc.result.record_path}).")
             raise
+        finally:
+            if progress is not None:
+                progress.close()
 
         entry = self._remember(result)
         if result.validated:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -80,6 +81,20 @@ def test_widget_panel_throttles_token_updates() -> None:
     clock.now += 1.0
     panel(Event("tokens", count=5))
     assert "15 tokens" in panel.status.value
+
+
+def test_widget_panel_ticks_between_events() -> None:
+    panel = WidgetProgress("f: task")
+    panel.show()
+    panel(Event("stage", "validating", 1, 3))
+    assert "0 s elapsed" in panel.status.value
+
+    time.sleep(2.5)
+    assert "0 s elapsed" not in panel.status.value
+    panel.close()
+    stopped = panel.status.value
+    time.sleep(1.5)
+    assert panel.status.value == stopped
 
 
 @pytest.fixture
