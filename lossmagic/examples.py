@@ -12,11 +12,11 @@ from __future__ import annotations
 import logging
 
 from lossmagic.catalog.adapt import example_body, map_inputs
-from lossmagic.catalog.retrieval import EXAMPLE_THRESHOLD, Match, search
+from lossmagic.catalog.retrieval import EXAMPLE_THRESHOLD, Match, match_reference, search
 from lossmagic.prompts import WorkedExample
 from lossmagic.spec import InputSpec
 
-__all__ = ["MAX_EXAMPLES", "example_for", "pick_examples"]
+__all__ = ["MAX_EXAMPLES", "example_for", "pick_examples", "reference_example"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,3 +60,16 @@ def pick_examples(task: str, spec: InputSpec, name: str = "") -> tuple[WorkedExa
     logger.debug("worked examples for %r: %s", task, [m.to_dict() for m in matches])
     # Best last: small models copy the example nearest to the real task most closely.
     return tuple(example_for(match, name or "loss_fn", spec) for match in reversed(matches))
+
+
+def reference_example(task: str, spec: InputSpec, name: str = "") -> WorkedExample | None:
+    """Return the worked example of the entry that ``task`` clearly requests, if any.
+
+    Unlike ``pick_examples``, which also shows loosely related entries, this returns an
+    example only when the catalog would cross-check the candidate against that entry, so
+    the example's code is safe to validate and offer as a candidate of its own.
+    """
+    match = match_reference(task, spec)
+    if match is None:
+        return None
+    return example_for(match, name or "loss_fn", spec)

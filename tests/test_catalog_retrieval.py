@@ -10,7 +10,7 @@ from lossmagic.catalog.retrieval import (
     match_reference,
     search,
 )
-from lossmagic.examples import pick_examples
+from lossmagic.examples import pick_examples, reference_example
 from lossmagic.prompts import build_generation_prompt
 from lossmagic.spec import parse_spec
 
@@ -135,3 +135,13 @@ def test_best_example_comes_last() -> None:
     best = search(task, limit=1)[0].entry
     assert len(examples) == 2
     assert examples[-1].task.startswith(best.title)
+
+
+def test_reference_example_needs_clear_request() -> None:
+    spec = parse_spec(PAIR)
+    huber = "half the squared error up to 1, then the absolute error minus one half"
+    assert reference_example(huber, spec) is None
+    example = reference_example("Huber loss with delta 2", spec, "huber")
+    assert example is not None
+    assert example.name == "huber"
+    assert "delta = 2.0" in example.body
