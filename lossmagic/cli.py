@@ -16,6 +16,7 @@ from typing import Annotated, TextIO
 import typer
 
 from lossmagic.api import generate_loss
+from lossmagic.bench import bench_command
 from lossmagic.checking import check_command
 from lossmagic.exceptions import LossMagicError
 from lossmagic.loop import LoopSettings
@@ -132,6 +133,15 @@ def generate(
         bool, typer.Option("--json", help="Print one JSON object on stdout.")
     ] = False,
     quiet: Annotated[bool, typer.Option(help="Print no progress.")] = False,
+    strategy: Annotated[
+        str, typer.Option(help="lossmagic (checks decide) or baseline (the original design).")
+    ] = "lossmagic",
+    candidates: Annotated[
+        int, typer.Option(min=1, help="Candidates sampled per round in one batched call.")
+    ] = 1,
+    retrieval: Annotated[
+        bool, typer.Option(help="Use the catalog: worked examples and the reference cross-check.")
+    ] = True,
 ) -> None:
     """Generate a loss for TASK, validate it in a sandbox and print the code."""
     settings = LoopSettings(
@@ -140,9 +150,13 @@ def generate(
         temperature=temperature,
         max_new_tokens=max_new_tokens,
         timeout=timeout,
+        strategy=strategy,
+        candidates=candidates,
+        retrieval=retrieval,
     )
     progress = None if quiet else ConsoleProgress()
     try:
+        settings.check()
         result = generate_loss(
             task,
             inputs=inputs,
@@ -207,6 +221,7 @@ def models(
         typer.echo(line.rstrip())
 
 
+app.command("bench")(bench_command)
 app.command("check")(check_command)
 
 

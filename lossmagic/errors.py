@@ -1,18 +1,36 @@
 """The error taxonomy, and classification of a failed iteration from its evidence.
 
-Classification is deterministic: it reads the extraction error, the failing check and
-the exception type and message recorded in that check's evidence.
+Classification is deterministic: it reads the extraction error, the failing check, the
+exception type and message recorded in that check's evidence, and whether the failing
+frame was in the candidate's file. A model's one-word blame is used only by
+``resolve_blame``, to break a tie that the evidence cannot settle, and only together
+with the evidence.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import Literal
 
 from lossmagic.checks.base import CheckResult
+from lossmagic.checks.generated import TEST_PREFIX
 
-__all__ = ["ErrorClass", "ErrorInfo", "classify"]
+__all__ = [
+    "Blame",
+    "ErrorClass",
+    "ErrorInfo",
+    "classify",
+    "classify_exception",
+    "classify_tests",
+    "parse_blame",
+    "resolve_blame",
+    "suspect_tests",
+]
+
+Blame = Literal["loss", "test", "unknown"]
 
 
 class ErrorClass(str, Enum):
@@ -133,13 +151,79 @@ def classify(checks: Sequence[CheckResult]) -> ErrorInfo | None:
     for check in checks:
         if not check.failed or not check.authoritative:
             continue
-
-        error = check.evidence.get("error")
-        if check.name in _CHECK_CLASSES and not (check.name == "signature" and error):
-            error_class = _CHECK_CLASSES[check.name]
-        elif isinstance(error, dict):
-            error_class = classify_exception(error)
-        else:
-            error_class = ErrorClass.RUNTIME
-        return ErrorInfo(error_class, check.message, check.name)
+        return ErrorInfo(_check_class(check), check.message, check.name)
     return None
+
+
+def _check_class(check: CheckResult) -> ErrorClass:
+    error = check.evidence.get("error")
+    if check.name in _CHECK_CLASSES and not (check.name == "signature" and error):
+        return _CHECK_CLASSES[check.name]
+    if check.name == "crash":
+        exit_code = check.evidence.get("exit_code")
+        return ErrorClass.MEMORY if exit_code in (-9, 137) else ErrorClass.SANDBOX
+    if isinstance(error, dict):
+        error_class = classify_exception(error)
+        candidate_frame = "line" in error or error.get("in_candidate")
+        if error_class is ErrorClass.RUNTIME and not candidate_frame:
+            # Nothing in candidate.py was on the stack, so the harness itself failed.
+            return ErrorClass.SANDBOX
+        return error_class
+    if any(word in check.name for word in _PROBE_WORDS):
+        return ErrorClass.PROBE
+    return ErrorClass.RUNTIME
+
+
+_PROBE_WORDS = ("probe", "train", "better", "lower", "improve")
+
+
+def classify_tests(
+    checks: Sequence[CheckResult], suspects: frozenset[str] = frozenset()
+) -> ErrorInfo | None:
+    """Classify the first failed generated test, preferring faults of the code.
+
+    A test whose evidence names a contract fault, or that is in ``suspects`` (it failed
+    on every candidate), is a test fault; any other failed test is a fault of the code.
+    """
+    failed = [c for c in checks if c.name.startswith(TEST_PREFIX) and c.failed]
+    code_faults = [c for c in failed if not c.evidence.get("test_fault") and c.name not in suspects]
+    if code_faults:
+        return ErrorInfo(ErrorClass.TEST_FAILED, code_faults[0].message, code_faults[0].name)
+    if failed:
+        check = failed[0]
+        reason = check.evidence.get("test_fault") or "it fails on every candidate"
+        return ErrorInfo(ErrorClass.TEST_FAULT, f"{check.message} ({reason})", check.name)
+    return None
+
+
+def suspect_tests(candidates: Sequence[Sequence[CheckResult]]) -> frozenset[str]:
+    """Return the tests that failed on every candidate that ran them, given two or more."""
+    runs: dict[str, list[bool]] = {}
+    for checks in candidates:
+        for check in checks:
+            if check.name.startswith(TEST_PREFIX) and check.verdict != "skip":
+                runs.setdefault(check.name, []).append(check.passed)
+    return frozenset(name for name, passed in runs.items() if len(passed) >= 2 and not any(passed))
+
+
+def parse_blame(text: str) -> Blame:
+    """Read a model's one-word blame; anything but a clear loss or test is unknown."""
+    words = re.findall(r"[a-z]+", text.lower())
+    first = words[0] if words else ""
+    if first in ("loss", "code", "function"):
+        return "loss"
+    if first in ("test", "tests"):
+        return "test"
+    return "unknown"
+
+
+def resolve_blame(answer: Blame, authoritative_passed: bool) -> ErrorClass:
+    """Combine a model's blame for a failed test with the evidence; never the answer alone.
+
+    A test is blamed only when the model says so and the candidate passed every
+    authoritative check; otherwise the code is blamed, and its repair must still pass
+    every check that passed before.
+    """
+    if answer == "test" and authoritative_passed:
+        return ErrorClass.TEST_FAULT
+    return ErrorClass.TEST_FAILED

@@ -14,14 +14,17 @@ from dataclasses import dataclass
 from typing import Literal
 
 from lossmagic.backends.base import ChatMessage
-from lossmagic.spec import InputSpec
+from lossmagic.spec import InputSpec, parse_spec
 
 __all__ = [
     "PromptParts",
     "Style",
     "WorkedExample",
+    "build_blame_prompt",
     "build_generation_prompt",
     "build_repair_prompt",
+    "build_test_prompt",
+    "example_source",
     "function_header",
     "stop_strings",
 ]
@@ -72,10 +75,7 @@ class PromptParts:
 def function_header(name: str, spec: InputSpec, style: Style = "function") -> str:
     """Return ``def NAME(a, b):``, or for the module style the class line and ``forward``."""
     if style == "module":
-        return (
-            f"class {name}(torch.nn.Module):\n"
-            f"    def forward(self, {', '.join(spec.names)}):"
-        )
+        return f"class {name}(torch.nn.Module):\n    def forward(self, {', '.join(spec.names)}):"
     return f"def {name}({', '.join(spec.names)}):"
 
 
@@ -105,6 +105,15 @@ def _code_block(name: str, spec: InputSpec, body: str, style: Style = "function"
     return f"```python\n{CODE_IMPORTS}\n\n\n{header}\n{body.rstrip()}\n```"
 
 
+def example_source(example: WorkedExample, style: Style = "function") -> str:
+    """Return a worked example as the source of a module that defines it."""
+    return (
+        _code_block(example.name, example.spec, example.body, style)
+        .removeprefix("```python\n")
+        .removesuffix("```")
+    )
+
+
 def _prefill(name: str, spec: InputSpec, style: Style = "function") -> str:
     return f"```python\n{CODE_IMPORTS}\n\n\n{function_header(name, spec, style)}"
 
@@ -127,9 +136,7 @@ def build_generation_prompt(
             ChatMessage("user", _contract_text(example.task, example.name, example.spec, style))
         )
         messages.append(
-            ChatMessage(
-                "assistant", _code_block(example.name, example.spec, example.body, style)
-            )
+            ChatMessage("assistant", _code_block(example.name, example.spec, example.body, style))
         )
     messages.append(ChatMessage("user", _contract_text(task, name, spec, style)))
     return PromptParts(tuple(messages), _prefill(name, spec, style))
@@ -156,3 +163,72 @@ def build_repair_prompt(
     )
     messages = (*base.messages[:-1], ChatMessage("user", repair))
     return PromptParts(messages, base.prefill)
+
+
+TEST_SYSTEM_PROMPT = (
+    "You are an expert PyTorch engineer who writes unit tests. You write small test functions "
+    "with plain asserts, each building its own small input tensors by hand."
+)
+
+_TEST_EXAMPLE_TASK = "mean absolute error for regression"
+_TEST_EXAMPLE_SPEC = "predictions:float[N,1] targets:float[N,1]"
+_TEST_EXAMPLE = """```python
+import torch
+import torch.nn.functional as F
+
+
+def test_zero_when_predictions_equal_targets():
+    targets = torch.tensor([[0.5], [-1.0], [2.0]])
+    assert loss_fn(targets.clone(), targets).item() < 1e-6
+
+
+def test_known_value():
+    predictions = torch.tensor([[1.0], [3.0]])
+    targets = torch.tensor([[0.0], [1.0]])
+    assert abs(loss_fn(predictions, targets).item() - 1.5) < 1e-4
+
+
+def test_returns_scalar():
+    predictions = torch.randn(4, 1)
+    targets = torch.randn(4, 1)
+    assert loss_fn(predictions, targets).dim() == 0
+```"""
+
+
+def _test_request(task: str, name: str, spec: InputSpec) -> str:
+    return (
+        f"Task of the loss: {task.strip()}\n\n"
+        f"Write 3 pytest-style test functions for `{name}({', '.join(spec.names)})`, "
+        "which is already defined; do not define it. "
+        f"Its inputs, passed positionally in this order:\n{spec.describe()}\n"
+        "It returns the loss as a 0-dim tensor. Test known values computed by hand, "
+        "the value at a perfect prediction, and that better predictions give a lower loss."
+    )
+
+
+def build_test_prompt(task: str, name: str, spec: InputSpec) -> PromptParts:
+    """Build the prompt for generated tests, from the task and the signature only."""
+    example_request = _test_request(_TEST_EXAMPLE_TASK, name, parse_spec(_TEST_EXAMPLE_SPEC))
+    messages = (
+        ChatMessage("system", TEST_SYSTEM_PROMPT),
+        ChatMessage("user", example_request),
+        ChatMessage("assistant", _TEST_EXAMPLE.replace("loss_fn", name)),
+        ChatMessage("user", _test_request(task, name, spec)),
+    )
+    return PromptParts(messages, f"```python\n{CODE_IMPORTS}\n\n\ndef test_")
+
+
+def build_blame_prompt(task: str, code: str, test: str, failure: str) -> PromptParts:
+    """Build the prompt that asks for a one-word blame: loss, test or unknown."""
+    question = (
+        f"Task of the loss: {task.strip()}\n\n"
+        f"The loss function:\n```python\n{code.strip()}\n```\n\n"
+        f"A test of it:\n```python\n{test.strip()}\n```\n\n"
+        f"The test failed: {failure.strip()}\n\n"
+        "Which one is wrong? Answer with one word: loss, test or unknown."
+    )
+    messages = (
+        ChatMessage("system", "You review PyTorch code and answer with exactly one word."),
+        ChatMessage("user", question),
+    )
+    return PromptParts(messages, "")

@@ -9,7 +9,8 @@
 - ``time_budget`` (float): seconds one call may take on trial inputs.
 - ``reference`` (dict): a catalog reference to cross-check against, from
   ``lossmagic.checks.reference.reference_options``.
-- ``tests`` (list): generated tests to run as evidence.
+- ``tests`` (list): generated tests to run as evidence, as ``GeneratedTest.to_dict()``.
+- ``name`` (str): the name the generated tests call the loss by.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 from lossmagic.checks.base import CheckResult
 from lossmagic.checks.contract import DEFAULT_TIME_BUDGET, run_contract_checks
+from lossmagic.checks.generated import run_generated_tests
 from lossmagic.checks.probes import run_probes
 from lossmagic.checks.reference import cross_check
 from lossmagic.spec import InputSpec
@@ -38,6 +40,11 @@ def run_candidate_checks(
     budget = float(options.get("time_budget", DEFAULT_TIME_BUDGET))
     contract = run_contract_checks(function, spec, seed=seed, task=task, time_budget=budget)
     yield from contract
+    if options.get("tests"):
+        # Tests are evidence even on a failing candidate: agreement across candidates uses them.
+        yield from run_generated_tests(
+            function, spec, options["tests"], str(options.get("name", "loss_fn"))
+        )
     if options.get("reference"):
         # Disagreement with the reference is repair evidence even when a contract check failed.
         yield cross_check(function, spec, seed, options["reference"])

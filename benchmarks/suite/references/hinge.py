@@ -1,0 +1,5 @@
+import torch
+
+
+def loss_fn(scores, labels):
+    return torch.clamp(1 - labels * scores, min=0).mean()
