@@ -204,6 +204,9 @@ class _DefaultRun:
         small model fails to copy it; the checks and the selection decide as for any
         candidate, and the record notes where it came from.
         """
+        # NOTE: when retrieval picks the wrong entry (the suite's msle and l1-l2 tasks both
+        # retrieve mean squared error), this candidate also passes the cross-check against
+        # that same wrong reference, so it is accepted although it is wrong.
         context = self.context
         found = []
         for example in context.examples():
