@@ -153,6 +153,17 @@ class LossMagics(Magics):
         help="Generate a function, or an nn.Module class named by --name.",
     )
     @argument(
+        "--strategy",
+        choices=["lossmagic", "baseline"],
+        default="lossmagic",
+        help="lossmagic (checks decide, routed repairs) or baseline (the plain repair loop).",
+    )
+    @argument(
+        "--no-retrieval",
+        action="store_true",
+        help="Show no worked examples from the catalog, so every candidate comes from the model.",
+    )
+    @argument(
         "--insert", action="store_true", help="Also put the validated code in a new cell below."
     )
     @argument("--quiet", action="store_true", help="Show no progress, only the result.")
@@ -245,6 +256,8 @@ class LossMagics(Magics):
             seed=args.seed,
             temperature=temperature,
             style=args.style,
+            strategy=args.strategy,
+            retrieval=not args.no_retrieval,
         )
 
     def _backend(self, requested: str | None) -> str | Backend:
@@ -329,7 +342,7 @@ class LossMagics(Magics):
             print(f"{name:<{width}}  {value!r}")
 
     def history(self) -> list[HistoryEntry]:
-        """Return this session's runs, then older runs read from the runs folder, by time."""
+        """Return the runs of this session and those recorded in the runs folder, oldest first."""
         entries = list(self.results)
         seen = {str(e.result.record_path.resolve()) for e in entries}
         for record in self._disk_records():

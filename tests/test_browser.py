@@ -160,7 +160,8 @@ def test_history_accordion_renders_in_chromium(lab: str, tmp_path: Path) -> None
             panel.get_by_text(final).wait_for(timeout=60_000)
 
             second.click()
-            panel.get_by_text("Decision:").last.wait_for(state="visible", timeout=30_000)
+            opened = panel.get_by_text("Decision:").filter(visible=True)
+            opened.first.wait_for(timeout=30_000)
             panel.scroll_into_view_if_needed()
             page.screenshot(path=str(screenshot), full_page=True)
         finally:

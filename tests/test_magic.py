@@ -132,7 +132,8 @@ def test_magic_help_lists_every_option(shell: InteractiveShell, capsys) -> None:
     output = capsys.readouterr().out
     for option in (
         "--name", "--inputs", "--backend", "--model", "--base-url", "--max-iters",
-        "--candidates", "--temperature", "--seed", "--device", "--style", "--insert", "--quiet",
+        "--candidates", "--temperature", "--seed", "--device", "--style", "--strategy",
+        "--no-retrieval", "--insert", "--quiet",
     ):  # fmt: skip
         assert option in output
     assert "config, history, show N, reset or models" in output
@@ -213,7 +214,7 @@ def test_magic_passes_settings_to_record(shell: InteractiveShell, responses_file
     shell.run_line_magic("config", "LossMagics.max_iters = 3")
     result = shell.run_cell_magic(
         "lossgen",
-        f"--name s --inputs {SPEC} --candidates 2 --seed 5 --temperature 0.3",
+        f"--name s --inputs {SPEC} --candidates 2 --seed 5 --temperature 0.3 --no-retrieval",
         "mse",
     )
     settings = result.record.settings
@@ -221,6 +222,8 @@ def test_magic_passes_settings_to_record(shell: InteractiveShell, responses_file
     assert settings["candidates"] == 2
     assert settings["seed"] == 5
     assert settings["temperature"] == 0.3
+    assert settings["retrieval"] is False
+    assert settings["strategy"] == "lossmagic"
 
 
 def test_line_history_lists_session_and_disk(
