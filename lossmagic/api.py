@@ -26,7 +26,7 @@ from lossmagic.inject import compile_validated
 from lossmagic.loop import LoopSettings, run_loop
 from lossmagic.progress import Event, ProgressCallback, emit
 from lossmagic.records import IterationRecord, RunRecord, create_run_folder
-from lossmagic.sandbox import Sandbox
+from lossmagic.sandbox import Sandbox, shared_sandbox
 from lossmagic.spec import parse_spec
 
 __all__ = ["LossResult", "RunInterrupted", "clear_caches", "generate_loss", "get_backend"]
@@ -189,6 +189,9 @@ def generate_loss(
     chosen = (
         backend if isinstance(backend, Backend) else get_backend(backend, model, device, base_url)
     )
+    active_sandbox = sandbox or shared_sandbox(settings.timeout)
+    # The worker starts in the background, so its start overlaps loading the model.
+    active_sandbox.start()
     chosen.prepare(progress)
 
     record = RunRecord(
@@ -200,15 +203,10 @@ def generate_loss(
         settings=settings.to_dict(),
         folder=str(create_run_folder(task, runs_dir)),
     )
-    own_sandbox = sandbox is None
-    active_sandbox = sandbox or Sandbox(timeout=settings.timeout)
     try:
         run_loop(record, spec, chosen, active_sandbox, settings, progress)
     except KeyboardInterrupt as exc:
         raise RunInterrupted(LossResult(record)) from exc
-    finally:
-        if own_sandbox:
-            active_sandbox.close()
 
     result = LossResult(record)
     emit(progress, Event("done", record.message, data={"result": result}))
