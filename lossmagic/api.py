@@ -111,8 +111,10 @@ class LossResult:
         }
 
     def __str__(self) -> str:
-        count = len(self.iterations)
-        head = f"{self.name}: {self.status} after {count} iteration(s), {self.seconds:.1f} s"
+        head = (
+            f"{self.name}: {self.status} after {self.record.rounds} round(s) and "
+            f"{len(self.iterations)} candidate(s), {self.seconds:.1f} s"
+        )
         return f"{head}\n{self.message}\nrecord: {self.record_path}"
 
     def __repr__(self) -> str:

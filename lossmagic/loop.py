@@ -87,7 +87,9 @@ def run_loop(
             record.status = "validated"
             record.code = accepted.code
             record.code_sha256 = accepted.iteration.code_sha256
-            record.message = f"accepted at iteration {accepted.iteration.index}"
+            iteration = accepted.iteration
+            round_text = f" in round {iteration.round}" if iteration.round else ""
+            record.message = f"accepted candidate {iteration.index}{round_text}"
             disagreement = next(
                 (c for c in accepted.checks if c.name == "reference" and c.failed), None
             )
@@ -118,8 +120,9 @@ def _failure_message(record: RunRecord) -> str:
         detail = f" ({last['message']})" if last else ""
         return (
             f"the model never produced a usable definition of {record.name!r} in "
-            f"{len(record.iterations)} iteration(s){detail}; try a larger model or more iterations"
+            f"{record.rounds} round(s){detail}; try a larger model or more iterations"
         )
     last_error = next((i.error for i in reversed(record.iterations) if i.error), None)
     detail = f"[{last_error['class']}] {last_error['message']}" if last_error else "unknown error"
-    return f"no candidate validated in {len(record.iterations)} iteration(s); last error: {detail}"
+    rounds = record.rounds
+    return f"no candidate validated in {rounds} round(s); last error: {detail}"

@@ -40,7 +40,12 @@ def source_hash(source: str) -> str:
 
 @dataclass
 class IterationRecord:
-    """One round of generation and validation."""
+    """One candidate: how it was generated, its code, and its checks' verdicts.
+
+    ``round`` is the generate-and-validate round the candidate belongs to; a round can
+    hold several candidates (sampled ones, a worked example, a mechanical repair), so
+    ``index`` counts candidates and ``round`` counts rounds. Zero means not recorded.
+    """
 
     index: int
     kind: Literal["generate", "repair", "resample"]
@@ -58,6 +63,7 @@ class IterationRecord:
     completion_tokens: int = 0
     generation_seconds: float = 0.0
     validation_seconds: float = 0.0
+    round: int = 0
 
     @property
     def validated(self) -> bool:
@@ -111,6 +117,12 @@ class RunRecord:
         values = dict(data)
         values["iterations"] = [IterationRecord.from_dict(i) for i in data.get("iterations", [])]
         return cls(**values)
+
+    @property
+    def rounds(self) -> int:
+        """Return how many rounds ran (the candidate count where rounds were not recorded)."""
+        recorded = [i.round for i in self.iterations if i.round]
+        return max(recorded) if recorded else len(self.iterations)
 
     @property
     def record_path(self) -> Path:

@@ -171,6 +171,8 @@ class _DefaultRun:
             candidates += self._mechanical_repairs(candidates, plan.kind)
             if round_index == 1:
                 candidates += self._example_candidates()
+            for candidate in candidates:
+                candidate.iteration.round = round_index
             self.seen.extend(c for c in candidates if c.code)
 
             last_round = round_index == settings.max_iters
