@@ -111,6 +111,7 @@ def test_reference_reads_stated_parameters() -> None:
         "focal loss with per-class weights from the label frequencies",
         "cross entropy summed over the batch",
         "mean squared error but ignore targets equal to -1",
+        "mean squared logarithmic error: mean of (log(1 + p) - log(1 + t))**2",
     ],
 )
 def test_modified_task_gets_no_reference(task: str) -> None:

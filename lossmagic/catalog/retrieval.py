@@ -249,6 +249,23 @@ def _names_in(text: str, entry: CatalogEntry) -> list[str]:
     return [name for name in map(_phrase, entry.names) if f" {name} " in padded]
 
 
+def _interrupted_name(text: str, entry: CatalogEntry) -> bool:
+    """Return whether ``text`` holds one of the entry's names with words inserted.
+
+    "mean squared logarithmic error" is not the mean squared error: a name with an
+    inserted word usually names a different loss.
+    """
+    for name in map(_phrase, entry.names):
+        words = name.split()
+        if len(words) < 2:
+            continue
+        gaps = r"(?: [a-z0-9]+){1,2} "
+        pattern = r"\b" + gaps.join(map(re.escape, words)) + r"\b"
+        if re.search(pattern, text):
+            return True
+    return False
+
+
 def _specific_names(text: str) -> set[str]:
     """Return the keys of the entries that ``text`` names, keeping only the most specific.
 
@@ -318,6 +335,9 @@ def match_reference(task: str, spec: InputSpec) -> Match | None:
     runner_up = fitting[1].score if len(fitting) > 1 else 0.0
     described = best.score >= REFERENCE_THRESHOLD and best.score - runner_up >= REFERENCE_MARGIN
     if not (best.named or described):
+        return None
+    if not best.named and _interrupted_name(_phrase(task), best.entry):
+        logger.debug("no reference: the task names a variant of %s", best.entry.key)
         return None
 
     text = _phrase(task)
