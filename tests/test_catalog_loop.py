@@ -52,3 +52,20 @@ def test_retrieval_off_uses_no_catalog(runs_dir: Path) -> None:
     assert [m.role for m in backend.requests[0].messages] == ["system", "user"]
     assert len(result.iterations) == 1
     assert all(c.name != "reference" for c in result.iterations[0].checks)
+
+
+def test_related_example_is_shown_but_not_offered(runs_dir: Path) -> None:
+    task = "L1 loss with a dead zone: absolute errors below 0.1 cost nothing"
+    plain_l1 = "\n    return (predictions - targets).abs().mean()\n```"
+    backend = ScriptedBackend([plain_l1])
+    result = generate_loss(
+        task,
+        inputs="predictions:float[N,1] targets:float[N,1]",
+        backend=backend,
+        runs_dir=runs_dir,
+        settings=SETTINGS,
+    )
+
+    assert len(backend.requests[0].messages) > 2, "the related example was not shown"
+    assert len(result.iterations) == 1
+    assert not any("worked example" in note for note in result.iterations[0].extraction_notes)

@@ -110,6 +110,8 @@ _MODIFIERS = re.compile(
     r"|\binstead\b|\bmodified\b|\bcustom\b|\bvariant\b|\bclass weights\b|\bweighted by\b"
     r"|\bper-class\b|\bignore[_ ]index\b|\bmask(?:ed)? out\b|\bignor\w+\b|\bclipp?\w*\b"
     r"|\bmultipl\w*|\bscal(?:e|ed|es|ing)\b|\btimes\b|\bweight\w*|\bfactor\b"
+    r"|\bdead[- ]?zone\b|\bbelow\b|\babove\b|\bthreshold\w*|\bcosts? nothing\b|\bonly\b"
+    r"|\bcap(?:ped)?\b|\bcutoff\b|\basymmetric\w*|\boffset\b|\bshift\w*"
 )
 
 

@@ -20,7 +20,7 @@ from lossmagic.catalog.retrieval import reference_for
 from lossmagic.checks.base import CheckResult
 from lossmagic.checks.generated import TEST_PREFIX, GeneratedTest, split_tests
 from lossmagic.errors import Blame, ErrorClass, ErrorInfo, parse_blame
-from lossmagic.examples import pick_examples
+from lossmagic.examples import pick_examples, reference_example
 from lossmagic.exceptions import ExtractionError
 from lossmagic.extract import extract_definition
 from lossmagic.progress import Event, ProgressCallback, emit
@@ -80,6 +80,16 @@ class RunContext:
         if not self.settings.retrieval:
             return ()
         return pick_examples(self.record.task, self.spec, self.record.name)
+
+    def reference_example(self) -> WorkedExample | None:
+        """Return the worked example of the catalog entry the task clearly requests.
+
+        Returns None when retrieval is off or no entry is clearly requested, so only code
+        that the cross-check compares with its own reference becomes a candidate.
+        """
+        if not self.settings.retrieval:
+            return None
+        return reference_example(self.record.task, self.spec, self.record.name)
 
     def reference(self) -> dict[str, Any] | None:
         """Return the catalog reference that the task clearly asks for, as a check option.

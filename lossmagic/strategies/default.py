@@ -200,30 +200,31 @@ class _DefaultRun:
             candidate.iteration.error = _error_dict(classify(candidate.checks))
 
     def _example_candidates(self) -> list[Candidate]:
-        """Turn worked examples that fit the request exactly into candidates of their own.
+        """Offer the catalog entry that the task clearly requests as a candidate of its own.
 
         A catalog entry adapted to the requested name and inputs is often right where a
-        small model fails to copy it; the checks and the selection decide as for any
-        candidate, and the record notes where it came from.
+        small model fails to copy it. Only the clearly requested entry qualifies, never a
+        loosely related worked example, so a task that names no standard loss is not
+        forced into one. The checks and the selection decide as for any candidate, and the
+        record notes where it came from.
         """
-        # NOTE: when retrieval picks the wrong entry (the suite's msle and l1-l2 tasks both
-        # retrieve mean squared error), this candidate also passes the cross-check against
-        # that same wrong reference, so it is accepted although it is wrong.
+        # NOTE: a task that clearly requests the wrong entry (a reworded loss that the
+        # catalog reads as another) still gets that entry, and the cross-check then
+        # compares it with that same reference.
         context = self.context
-        found = []
-        for example in context.examples():
-            if example.name != context.record.name or example.spec != context.spec:
-                continue
-            source = example_source(example, context.style)  # type: ignore[arg-type]
-            try:
-                code = extract_definition(source, context.record.name).code
-            except ExtractionError:
-                logger.debug("worked example for %r does not extract", example.task)
-                continue
-            candidate = add_candidate(context, code, "generate", f"worked example: {example.task}")
-            self._validate(candidate)
-            found.append(candidate)
-        return found
+        example = context.reference_example()
+        if example is None or example.name != context.record.name or example.spec != context.spec:
+            return []
+
+        source = example_source(example, context.style)  # type: ignore[arg-type]
+        try:
+            code = extract_definition(source, context.record.name).code
+        except ExtractionError:
+            logger.debug("worked example for %r does not extract", example.task)
+            return []
+        candidate = add_candidate(context, code, "generate", f"worked example: {example.task}")
+        self._validate(candidate)
+        return [candidate]
 
     def _mechanical_repairs(self, candidates: list[Candidate], kind: str) -> list[Candidate]:
         """Fix, without the model, candidates whose error class has one sure fix."""
