@@ -368,13 +368,13 @@ class LossMagics(Magics):
         if not entries:
             print("No runs yet in this session or in the runs folder.")
             return
-        print(f"{'#':>3}  {'started':<25} {'status':<11} {'iters':>5}  {'model':<28} task")
+        print(f"{'#':>3}  {'started':<19} {'status':<11} {'rounds':>6}  {'model':<28} task")
         for entry in entries:
             record = entry.result.record
             where = "" if entry.session else "  (disk)"
             print(
-                f"{entry.number:>3}  {record.started:<25} {record.status:<11} "
-                f"{len(record.iterations):>5}  {record.model[:28]:<28} {record.task[:60]}{where}"
+                f"{entry.number:>3}  {record.started[:19]:<19} {record.status:<11} "
+                f"{record.rounds:>6}  {record.model[:28]:<28} {record.task[:60]}{where}"
             )
 
     def _show(self, number: int) -> HistoryEntry:

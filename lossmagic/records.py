@@ -97,7 +97,7 @@ class RunRecord:
     model: str
     settings: dict[str, Any]
     started: str = field(
-        default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds")
+        default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="milliseconds")
     )
     status: RunStatus = "running"
     message: str = ""

@@ -80,7 +80,9 @@ def test_magic_defines_validated_function(shell: InteractiveShell, responses_fil
 
 def test_magic_shows_repair_in_text(shell: InteractiveShell, responses_file, capsys) -> None:
     use_responses(shell, responses_file, [UNREDUCED_BODY, MSE_BODY])
-    result = shell.run_cell_magic("lossgen", f"--name my_mse --inputs {SPEC}", "mse")
+    # Without retrieval the catalog's MSE entry is not offered, so the repair decides.
+    line = f"--name my_mse --inputs {SPEC} --no-retrieval"
+    result = shell.run_cell_magic("lossgen", line, "mse")
 
     output = capsys.readouterr().out
     assert [i.index for i in result.iterations] == [1, 2]
@@ -99,7 +101,9 @@ def test_magic_shows_repair_in_text(shell: InteractiveShell, responses_file, cap
 
 def test_magic_defines_nothing_on_failure(shell: InteractiveShell, responses_file, capsys) -> None:
     use_responses(shell, responses_file, ["\n    return predictions - targets\n```"])
-    result = shell.run_cell_magic("lossgen", f"--name my_mse --inputs {SPEC} --max-iters 1", "mse")
+    result = shell.run_cell_magic(
+        "lossgen", f"--name my_mse --inputs {SPEC} --max-iters 1 --no-retrieval", "mse"
+    )
 
     assert result.status == "failed"
     assert "my_mse" not in shell.user_ns
@@ -257,7 +261,7 @@ def test_line_history_lists_session_and_disk(
 
 def test_line_show_renders_iterations(shell: InteractiveShell, responses_file) -> None:
     use_responses(shell, responses_file, [UNREDUCED_BODY, MSE_BODY])
-    shell.run_cell_magic("lossgen", f"--name my_mse --inputs {SPEC} --quiet", "mse")
+    shell.run_cell_magic("lossgen", f"--name my_mse --inputs {SPEC} --quiet --no-retrieval", "mse")
     entry = shell.run_line_magic("lossgen", "show 1")
 
     formatted = shell.display_formatter.format(entry)[0]

@@ -120,7 +120,9 @@ def test_magic_fills_widget_panel(
     widget_shell.run_line_magic("config", "LossMagics.backend = 'scripted'")
     widget_shell.run_line_magic("config", f"LossMagics.model = {str(responses)!r}")
 
-    result = widget_shell.run_cell_magic("lossgen", f"--name my_mse --inputs {SPEC}", "mse")
+    result = widget_shell.run_cell_magic(
+        "lossgen", f"--name my_mse --inputs {SPEC} --no-retrieval", "mse"
+    )
 
     assert result.validated
     (panel,) = panels
