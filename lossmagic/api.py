@@ -16,6 +16,7 @@ A runnable recipe, with the embedded model (the first call prepares it once)::
 
 from __future__ import annotations
 
+import keyword
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -179,7 +180,7 @@ def generate_loss(
             "the task is empty.",
             "Describe the loss in plain words, for example 'focal loss with gamma 2'.",
         )
-    if not name.isidentifier():
+    if not name.isidentifier() or keyword.iskeyword(name):
         raise ConfigurationError(
             f"invalid function name {name!r}.", "Use a Python identifier such as loss_fn."
         )
@@ -187,6 +188,8 @@ def generate_loss(
     if settings.max_iters < 1:
         raise ConfigurationError(f"invalid max_iters {settings.max_iters}.", "Use 1 or more.")
     spec = parse_spec(inputs)
+    # The folder is created before the model loads, so a bad runs folder fails at once.
+    folder = create_run_folder(task, runs_dir)
 
     chosen = (
         backend if isinstance(backend, Backend) else get_backend(backend, model, device, base_url)
@@ -203,7 +206,7 @@ def generate_loss(
         backend=chosen.name,
         model=chosen.model,
         settings=settings.to_dict(),
-        folder=str(create_run_folder(task, runs_dir)),
+        folder=str(folder),
     )
     try:
         run_loop(record, spec, chosen, active_sandbox, settings, progress)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -18,7 +20,7 @@ import typer
 from lossmagic.api import generate_loss
 from lossmagic.bench import bench_command
 from lossmagic.checking import check_command
-from lossmagic.exceptions import LossMagicError
+from lossmagic.exceptions import ConfigurationError, LossMagicError
 from lossmagic.loop import LoopSettings
 from lossmagic.progress import Event
 from lossmagic.records import IterationRecord
@@ -157,6 +159,8 @@ def generate(
     progress = None if quiet else ConsoleProgress()
     try:
         settings.check()
+        if out is not None:
+            _check_output_file(out)
         result = generate_loss(
             task,
             inputs=inputs,
@@ -225,6 +229,24 @@ app.command("bench")(bench_command)
 app.command("check")(check_command)
 
 
+def _check_output_file(path: Path) -> None:
+    """Raise ConfigurationError unless ``path`` can be written, before any work starts."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise ConfigurationError(f"--out {path} is a folder.", "Give a file path such as loss.py.")
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise ConfigurationError(
+            f"--out {path} cannot be written: {folder} is not a writable folder.",
+            "Create the folder or choose another path.",
+        )
+
+
+def _interrupt_on_terminate(signum: int, frame: object) -> None:
+    # SIGTERM ends a run the way Ctrl-C does, so the run record is marked interrupted.
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     """Run the command line."""
+    signal.signal(signal.SIGTERM, _interrupt_on_terminate)
     app()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gc
 import html
+import keyword
 import logging
 import shlex
 from dataclasses import dataclass
@@ -195,7 +196,7 @@ class LossMagics(Magics):
             raise UsageError(
                 "%%lossgen needs a task in the cell body, for example: focal loss with gamma 2."
             )
-        if not args.name.isidentifier():
+        if not args.name.isidentifier() or keyword.iskeyword(args.name):
             raise UsageError(f"invalid --name {args.name!r}: use a Python identifier.")
 
         settings = self._settings(args)

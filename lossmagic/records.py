@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lossmagic.checks.base import CheckResult
+from lossmagic.exceptions import ConfigurationError
 
 __all__ = [
     "IterationRecord",
@@ -157,8 +158,15 @@ def _slug(text: str, limit: int = 40) -> str:
 
 
 def create_run_folder(task: str, runs_dir: Path | None = None) -> Path:
-    """Create a new, unique run folder named after the time and the task."""
+    """Create a new, unique run folder named after the time and the task.
+
+    Raises ConfigurationError when the runs folder is a file or cannot be written.
+    """
     root = runs_dir if runs_dir is not None else Path.cwd() / DEFAULT_RUNS_DIR
+    if root.exists() and not root.is_dir():
+        raise ConfigurationError(
+            f"the runs folder {root} is a file.", "Pass --runs-dir with a folder path."
+        )
     stamp = time.strftime("%Y%m%d-%H%M%S")
     base = root / f"{stamp}-{_slug(task)}"
     folder = base
@@ -170,6 +178,11 @@ def create_run_folder(task: str, runs_dir: Path | None = None) -> Path:
         except FileExistsError:
             suffix += 1
             folder = base.with_name(f"{base.name}-{suffix}")
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot create a run folder in {root}: {exc.strerror}.",
+                "Pass --runs-dir with a writable folder.",
+            ) from None
 
 
 def load_record(path: Path) -> RunRecord:

@@ -18,6 +18,7 @@ Float tensors may add a domain: ``~prob`` (non-negative, sums to 1 over the last
 
 from __future__ import annotations
 
+import keyword
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -167,7 +168,9 @@ _DOMAIN_TEXT = {
 
 
 def parse_spec(text: str | None) -> InputSpec:
-    """Parse an input spec; an empty or missing one gives the classification default."""
+    """Parse an input spec; a missing one (None) gives the classification default."""
+    if text is not None and not text.strip():
+        raise InputSpecError(text, text, "the spec is empty; leave the option out for the default")
     source = (text or "").strip() or DEFAULT_SPEC
     items = [_parse_item(source, raw) for raw in source.split()]
 
@@ -181,6 +184,8 @@ def parse_spec(text: str | None) -> InputSpec:
 
 def _parse_item(spec: str, raw: str) -> InputItem:
     match = _ITEM.match(raw)
+    if match is not None and keyword.iskeyword(match["name"]):
+        raise InputSpecError(spec, raw, f"{match['name']!r} is a Python keyword, not a valid name")
     if match is None:
         raise InputSpecError(spec, raw, "expected NAME:DTYPE[DIMS] with optional <BOUND or ~DOMAIN")
 

@@ -407,9 +407,16 @@ def test_cli_exit_codes_with_scripted_backend(tmp_path: Path, responses_file) ->
         (["generate", "mse", "--max-iters", "0"], "Invalid value"),
         (["generate", "mse", "--strategy", "fancy"], "unknown strategy 'fancy'"),
         (["generate", "mse", "--candidates", "0"], "Invalid value"),
+        (["generate", "mse", "--inputs", ""], "the spec is empty"),
+        (["generate", "mse", "--inputs", "class:float[N] b:float[N]"], "is a Python keyword"),
+        (["generate", "mse", "--name", "import"], "invalid function name 'import'"),
+        (["generate", "mse", "--out", "/proc/no/such/loss.py"], "cannot be written"),
+        (["generate", "mse", "--runs-dir", "a-file.txt"], "is a file"),
     ],
 )
 def test_cli_usage_errors_exit_2(args: list[str], fragment: str, tmp_path: Path) -> None:
+    (tmp_path / "a-file.txt").write_text("not a folder")
     done = run_cli(*args, cwd=tmp_path)
     assert done.returncode == 2, done.stdout + done.stderr
     assert fragment in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr

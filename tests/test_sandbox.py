@@ -171,6 +171,9 @@ def test_oneshot_worker_runs_each_job_in_fresh_process() -> None:
         ("import torch\ntorch.isfinite = abs\n", "'torch'"),
         ("import torch.nn.functional as F\nF.mse_loss.x = 1\n", "'F'"),
         ("from torch import nn\ndel nn.MSELoss\n", "'nn'"),
+        ("import typing\ntyping.sys.modules['os'].system('id')\n", "'system'"),
+        ("import numpy as np\nx = np.loadtxt('/etc/passwd')\n", "'loadtxt'"),
+        ("import numpy as np\nnp.savetxt('out.txt', [1])\n", "'savetxt'"),
     ],
 )
 def test_screen_rejects(source: str, fragment: str) -> None:
