@@ -20,6 +20,7 @@ from typing import Annotated, Any
 import torch
 import typer
 
+from lossmagic.catalog.retrieval import reference_for
 from lossmagic.checks.base import CheckResult
 from lossmagic.errors import classify
 from lossmagic.exceptions import ConfigurationError, LossMagicError
@@ -191,7 +192,12 @@ def check_file(
     loss_name = find_loss_name(source, path, name)
     _check_fits_spec(source, loss_name, spec)
 
-    options = {"task": task, "probes": probes}
+    options: dict[str, object] = {"task": task, "probes": probes}
+    # A task that clearly names a catalog loss makes its reference decide: the generic
+    # checks cannot see a wrong scale factor such as a missing temperature squared.
+    reference = reference_for(task, spec) if task else None
+    if reference is not None:
+        options["reference"] = {**reference, "authoritative": True}
     logger.debug("checking %s in %s against %s", loss_name, path, spec)
     sandbox = Sandbox(timeout=timeout)
     if device == "cpu":

@@ -102,3 +102,28 @@ def test_usage_errors_exit_two(tmp_path: Path) -> None:
         result = run_cli(*args, cwd=tmp_path)
         assert result.returncode == 2, label
         assert message in result.stderr, label
+
+
+DISTILL = """
+import torch.nn.functional as F
+
+
+def loss_fn(student, teacher):
+    log_p = F.log_softmax(student / 4.0, dim=-1)
+    q = F.softmax(teacher / 4.0, dim=-1)
+    return F.kl_div(log_p, q, reduction="batchmean"){scale}
+"""
+
+
+def test_task_reference_decides_scale(tmp_path: Path) -> None:
+    task = "knowledge distillation loss with temperature 4"
+    spec = "student:float[N,C] teacher:float[N,C]"
+    unscaled = write(tmp_path, "unscaled.py", DISTILL.format(scale=""))
+    scaled = write(tmp_path, "scaled.py", DISTILL.format(scale=" * 16.0"))
+
+    rejected = run_cli("check", str(unscaled), "--inputs", spec, "--task", task, cwd=tmp_path)
+    accepted = run_cli("check", str(scaled), "--inputs", spec, "--task", task, cwd=tmp_path)
+
+    assert rejected.returncode == 1, rejected.stdout + rejected.stderr
+    assert "reference" in rejected.stdout
+    assert accepted.returncode == 0, accepted.stdout + accepted.stderr
