@@ -80,11 +80,13 @@ def _stream_chunks(text: str) -> Iterator[dict[str, Any]]:
 class _Handler(BaseHTTPRequestHandler):
     server_state: FakeServer
     protocol_version = "HTTP/1.1"
+    _counted = False
 
     def log_message(self, format: str, *args: Any) -> None:
         return None
 
     def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str]) -> None:
+        self._finish()
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -106,13 +108,21 @@ class _Handler(BaseHTTPRequestHandler):
         state = self.server_state
         state.authorization.append(self.headers.get("Authorization"))
         reply = state.next_reply(body)
+        self._counted = True
         try:
             time.sleep(reply.delay)
             self._answer(reply, body)
         except (BrokenPipeError, ConnectionResetError):
             pass
         finally:
-            state.finished()
+            self._finish()
+
+    def _finish(self) -> None:
+        # The request stops counting as in flight before its last bytes go out: once the
+        # client has them it may send the next request before this thread runs again.
+        if self._counted:
+            self._counted = False
+            self.server_state.finished()
 
     def _answer(self, reply: Reply, body: dict[str, Any]) -> None:
         if reply.kind == "raw":
@@ -141,6 +151,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             self.wfile.write(_event(json.dumps(chunk)))
             self.wfile.flush()
+        self._finish()
         self.wfile.write(_event("[DONE]") + b"0\r\n\r\n")
         self.wfile.flush()
 
