@@ -90,6 +90,11 @@ def run_loop(
             iteration = accepted.iteration
             round_text = f" in round {iteration.round}" if iteration.round else ""
             record.message = f"accepted candidate {iteration.index}{round_text}"
+            origin = next(
+                (n for n in iteration.extraction_notes if n.startswith(_HARNESS_NOTES)), None
+            )
+            if origin is not None:
+                record.message += f", written by lossmagic ({origin}), not by the model"
             disagreement = next(
                 (c for c in accepted.checks if c.name == "reference" and c.failed), None
             )
@@ -112,6 +117,10 @@ def run_loop(
         record.save()
 
     return record
+
+
+_HARNESS_NOTES = ("worked example", "mechanical repair")
+"""Extraction notes that mark candidates the harness wrote without the model."""
 
 
 def _failure_message(record: RunRecord) -> str:

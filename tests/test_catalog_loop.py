@@ -30,6 +30,7 @@ def test_disagreeing_candidate_is_not_selected(runs_dir: Path) -> None:
     assert model.decision == "not selected"
     assert result.validated, result.message
     assert "temperature ** 2" in result.code
+    assert "written by lossmagic (worked example" in result.message
 
 
 def test_prompt_shows_catalog_example(runs_dir: Path) -> None:

@@ -101,6 +101,14 @@ class TransformersBackend(Backend):
 
         device, dtype = pick_device(self._device_request)
         local = Path(self._model_id).expanduser()
+        looks_local = self._model_id.startswith((".", "/", "~")) or self._model_id.count("/") > 1
+        if looks_local and not local.exists():
+            raise BackendError(
+                self.name,
+                f"could not load model {self._model_id!r}: no such folder.",
+                "Pass an existing local model folder or a hub id such as "
+                "Qwen/Qwen2.5-Coder-7B-Instruct.",
+            )
         source = str(local) if local.exists() else self._model_id
         emit(progress, Event("stage", f"loading {self._model_id} on {device} ({dtype})"))
         started = time.perf_counter()
@@ -197,4 +205,3 @@ class TransformersBackend(Backend):
                 )
             )
         return completions
-
