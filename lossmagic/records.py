@@ -1,7 +1,7 @@
 """Run records: everything one run did, written to a run folder as it happens.
 
 A run folder (by default ``.lossmagic/runs/<time>-<slug>/`` under the working directory)
-holds ``record.json``, each candidate as ``candidates/iteration-N.py`` and, when a
+contains ``record.json``, each candidate as ``candidates/iteration-N.py`` and, when a
 candidate validated, the final ``loss.py``. The record is rewritten after every
 iteration, so an interrupted run keeps what it did so far.
 """
@@ -43,9 +43,9 @@ def source_hash(source: str) -> str:
 class IterationRecord:
     """One candidate: how it was generated, its code, and its checks' verdicts.
 
-    ``round`` is the generate-and-validate round the candidate belongs to; a round can
-    hold several candidates (sampled ones, a worked example, a mechanical repair), so
-    ``index`` counts candidates and ``round`` counts rounds. Zero means not recorded.
+    ``round`` is the generate-and-validate round of the candidate. A round can contain
+    several candidates: samples, a worked example or a mechanical repair. So ``index``
+    counts candidates and ``round`` counts rounds; zero means the round was not recorded.
     """
 
     index: int
@@ -186,6 +186,6 @@ def create_run_folder(task: str, runs_dir: Path | None = None) -> Path:
 
 
 def load_record(path: Path) -> RunRecord:
-    """Read a run record from ``record.json`` or from the folder that holds it."""
+    """Read a run record from ``record.json`` or from the folder that contains it."""
     file = path / "record.json" if path.is_dir() else path
     return RunRecord.from_dict(json.loads(file.read_text(encoding="utf-8")))
