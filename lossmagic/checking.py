@@ -200,12 +200,12 @@ def check_file(
         options["reference"] = {**reference, "authoritative": True}
     logger.debug("checking %s in %s against %s", loss_name, path, spec)
     sandbox = Sandbox(timeout=timeout)
-    if device == "cpu":
-        report = sandbox.validate(source, loss_name, str(spec), seed=seed, options=options)
-    else:
+    try:
         report = sandbox.validate(
             source, loss_name, str(spec), seed=seed, options=options, device=device
         )
+    finally:
+        sandbox.close()
     return FileCheck(path=path, name=loss_name, spec=spec, task=task, report=report)
 
 

@@ -44,8 +44,6 @@ logger = logging.getLogger(__name__)
 
 Outcome = Literal["completed", "timeout", "crashed", "rejected"]
 
-_OUTPUT_LIMIT = 64 * 1024
-
 # Fragments of allocation failures from Python and the PyTorch allocators, lower case.
 _ALLOCATION_FAILURES = ("can't allocate memory", "out of memory", "not enough memory")
 
