@@ -15,10 +15,13 @@ EventKind = Literal["notice", "stage", "tokens", "iteration", "done"]
 class Event:
     """One progress event.
 
-    ``notice`` carries a one-line message for the user; ``stage`` names the step the
-    run is in (``message``) with ``iteration`` and ``max_iters``; ``tokens`` carries
-    ``count`` new tokens; ``iteration`` carries the finished iteration record in
-    ``data["record"]``; ``done`` carries the run result in ``data["result"]``.
+    Each kind fills its own fields:
+
+    - ``notice``: a one-line message for the user.
+    - ``stage``: the step the run is in (``message``), with ``iteration`` and ``max_iters``.
+    - ``tokens``: ``count`` new tokens.
+    - ``iteration``: the finished iteration record in ``data["record"]``.
+    - ``done``: the run result in ``data["result"]``.
     """
 
     kind: EventKind

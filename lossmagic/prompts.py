@@ -1,6 +1,6 @@
 """Building generation and repair prompts, fresh from the task each time.
 
-No chat history accumulates between iterations: every prompt holds the task, the
+No chat history accumulates between iterations: every prompt contains the task, the
 function contract and at most the last attempt with its error, so long sessions cannot
 drift away from the format. The assistant turn is pre-filled with the opening of the
 code block and the function header, ending on its colon, so that the model continues

@@ -37,7 +37,7 @@ class ChatRequest:
     """A chat completion request.
 
     ``prefill`` starts the assistant turn: the model continues it, and each
-    ``Completion.text`` holds only the continuation. ``n`` asks for that many
+    ``Completion.text`` contains only the continuation. ``n`` requests that many
     independent samples of the same prompt.
     """
 

@@ -29,7 +29,7 @@ class ScriptedBackend(Backend):
 
     @classmethod
     def from_file(cls, path: str | None) -> ScriptedBackend:
-        """Load the responses from a JSON file that holds a list of strings."""
+        """Load the responses from a JSON file that contains a list of strings."""
         if not path:
             raise ConfigurationError(
                 "the scripted backend needs a responses file.",
@@ -40,7 +40,7 @@ class ScriptedBackend(Backend):
         except (OSError, json.JSONDecodeError) as exc:
             raise ConfigurationError(
                 f"cannot read scripted responses from {path!r}: {exc}.",
-                "Pass a JSON file that holds a list of strings.",
+                "Pass a JSON file that contains a list of strings.",
             ) from None
         if not isinstance(responses, list) or not all(isinstance(r, str) for r in responses):
             raise ConfigurationError(

@@ -15,7 +15,7 @@ class CheckResult:
     """The outcome of one check on one candidate.
 
     Authoritative checks decide acceptance; others (generated tests) are evidence.
-    ``evidence`` holds JSON-ready facts: shapes, values, gradient norms, tracebacks.
+    ``evidence`` contains JSON-ready facts: shapes, values, gradient norms, tracebacks.
     """
 
     name: str

@@ -34,7 +34,7 @@ def run_candidate_checks(
     seed: int = 0,
     options: dict[str, Any] | None = None,
 ) -> Iterator[CheckResult]:
-    """Run the contract checks, then the optional checks that ``options`` asks for."""
+    """Run the contract checks, then the optional checks that ``options`` requests."""
     options = options or {}
     task = str(options.get("task", ""))
     budget = float(options.get("time_budget", DEFAULT_TIME_BUDGET))
